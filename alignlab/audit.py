@@ -23,7 +23,8 @@ Progress = Callable[[str, int, int], None]
 StudyRunner = Callable[[Run, list[Model], "int | None", "str | None", "Progress | None"], dict[str, Any]]
 
 # Modules whose import registers an audit study; a later study adds its module here.
-STUDY_MODULES = ("alignlab.evals.bigbench", "alignlab.evals.behaviors")
+STUDY_MODULES = ("alignlab.evals.bigbench", "alignlab.evals.behaviors", "alignlab.honesty.study",
+                 "alignlab.fairness.study", "alignlab.reasoning.study", "alignlab.redteam.study")
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def available_studies() -> dict[str, AuditStudy]:
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as err:
-            if err.name != module:
+            if err.name is None or not (module == err.name or module.startswith(err.name + ".")):
                 raise
     return dict(REGISTRY)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Annotated
 
@@ -168,6 +169,22 @@ def serve(
 
 behaviors_app.command("generate")(generate_command)
 app.add_typer(behaviors_app, name="behaviors")
+
+# One sub-app per study: (command name, module, attribute). A study module not written yet is skipped.
+STUDY_APPS = (
+    ("honesty", "alignlab.cli_honesty", "honesty_app"),
+    ("fairness", "alignlab.cli_fairness", "fairness_app"),
+    ("reasoning", "alignlab.cli_reasoning", "reasoning_app"),
+    ("influence", "alignlab.cli_influence", "influence_app"),
+    ("constitution", "alignlab.cli_constitution", "constitution_app"),
+    ("redteam", "alignlab.cli_redteam", "redteam_app"),
+)
+for _name, _module, _attribute in STUDY_APPS:
+    try:
+        app.add_typer(getattr(importlib.import_module(_module), _attribute), name=_name)
+    except ModuleNotFoundError as _err:
+        if _err.name != _module:
+            raise
 
 
 def main() -> None:

@@ -28,8 +28,11 @@ FIGURES = [
      "series": [{"label": "a", "values": [0.5, 0.6, 0.7], "lower": [0.4, 0.5, 0.6], "upper": [0.6, 0.7, 0.8]},
                 {"label": "b", "values": [0.4, None, 0.2], "lower": None, "upper": None}],
      "hline": 0.5},
-    {"kind": "line", "title": "Curve", "xlabel": "step", "ylabel": "loss",
+    {"kind": "line", "title": "Curve", "xlabel": "step", "ylabel": "loss", "yscale": "log",
      "series": [{"label": "x", "x": [0, 1, 2], "y": [1.0, 0.5, 0.25]}]},
+    {"kind": "scatter", "title": "Frontier", "xlabel": "faithfulness", "ylabel": "accuracy",
+     "series": [{"label": "methods", "x": [0.1, 0.5, 0.9], "y": [0.7, 0.6, 0.5], "connect": True,
+                 "point_labels": ["CoT", SCRIPT, "factored"]}]},
 ]
 
 
@@ -190,3 +193,22 @@ def test_reliability_curve_equal_count_by_hand() -> None:
 def test_reliability_curve_rejects_bad_input(confidence, correct, bins, binning, message) -> None:
     with pytest.raises(ValueError, match=message):
         reliability_curve(confidence, correct, bins, binning)
+
+
+def test_token_highlights_escape_text_and_shade_by_score(tmp_path: Path) -> None:
+    summary = _summary([])
+    summary["sections"][0]["highlights"] = [{"title": "top " + SCRIPT, "tokens": [SCRIPT, " ok", " no"],
+                                             "scores": [2.0, -1.0, 0.0]}]
+    run = tmp_path / "run"
+    _write_run(run, summary, _samples())
+    html = write_report(run).read_text()
+    assert SCRIPT not in html and html.count("<script") == 1
+    assert '<span style="background: rgba(220,38,38,0.850)" title="2">&lt;script&gt;' in html  # largest |score|
+    assert '<span style="background: rgba(37,99,235,0.425)" title="-1"> ok</span>' in html  # half of it, negative
+
+
+def test_highlight_with_mismatched_scores_names_the_field(tmp_path: Path) -> None:
+    summary = _summary([])
+    summary["sections"][0]["highlights"] = [{"tokens": ["a", "b"], "scores": [1.0]}]
+    with pytest.raises(ValueError, match="highlights"):
+        render_html(_manifest(), summary, _samples())

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,12 +73,27 @@ class Table(_Open):
         return self
 
 
+class TokenHighlight(_Open):
+    """One text shown token by token, each token shaded by its score (red positive, blue negative)."""
+
+    title: str = ""
+    tokens: list[str]
+    scores: list[float]
+
+    @model_validator(mode="after")
+    def _check(self) -> TokenHighlight:
+        if len(self.tokens) != len(self.scores):
+            raise ValueError(f"{len(self.tokens)} tokens but {len(self.scores)} scores")
+        return self
+
+
 class Section(_Open):
     id: str
     title: str
     description: str = ""
     tables: list[Table] = []
     figures: list[dict[str, Any]] = []
+    highlights: list[TokenHighlight] = []
     sample_columns: list[str] = []
 
 
@@ -227,6 +242,29 @@ class TableView:
 
 
 @dataclass
+class ShadedToken:
+    text: str
+    style: str  # built here from a number only, never from run text
+    score: str
+
+
+@dataclass
+class HighlightView:
+    title: str
+    tokens: list[ShadedToken]
+
+    @classmethod
+    def of(cls, highlight: TokenHighlight) -> HighlightView:
+        scale = max((abs(v) for v in highlight.scores), default=0.0) or 1.0
+        tokens = []
+        for text, score in zip(highlight.tokens, highlight.scores, strict=True):
+            alpha = min(1.0, abs(score) / scale) * 0.85
+            rgb = "220,38,38" if score > 0 else "37,99,235"
+            tokens.append(ShadedToken(text, f"background: rgba({rgb},{alpha:.3f})", f"{score:.4g}"))
+        return cls(highlight.title, tokens)
+
+
+@dataclass
 class SectionView:
     anchor: str  # index-based, so no run text ever lands in an id
     title: str
@@ -234,6 +272,7 @@ class SectionView:
     tables: list[TableView]
     figures: list[RenderedFigure]
     samples: SampleBrowser | None
+    highlights: list[HighlightView] = field(default_factory=list)
 
 
 def _outcome(sample: dict[str, Any]) -> str:
@@ -277,6 +316,7 @@ def build_sections(summary: RunSummary, samples: list[dict[str, Any]], limit: in
             tables=[TableView.of(t) for t in section.tables],
             figures=[_figure(f, f"sections[{i}].figures[{j}]") for j, f in enumerate(section.figures)],
             samples=_sample_browser(section, rows, limit) if rows else None,
+            highlights=[HighlightView.of(h) for h in section.highlights],
         ))
     for j, (section_id, rows) in enumerate(by_section.items(), start=len(views)):
         views.append(SectionView(f"s{j}", f"Samples: {section_id}", [], [], [],

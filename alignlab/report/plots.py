@@ -166,12 +166,41 @@ class LineSeries(_Series):
         return self
 
 
+Scale = Literal["linear", "log"]
+
+
 class LineFigure(_Spec):
     kind: Literal["line"]
     title: str = ""
     xlabel: str = ""
     ylabel: str = ""
+    xscale: Scale = "linear"
+    yscale: Scale = "linear"
     series: list[LineSeries]
+
+
+class ScatterSeries(_Series):
+    x: list[float]
+    y: list[float]
+    point_labels: list[str] | None = None  # short text drawn beside each point (e.g. a method name)
+    connect: bool = False  # join the points in the given order (a frontier)
+
+    @model_validator(mode="after")
+    def _check(self) -> ScatterSeries:
+        self._same_length("x", "y", "point_labels")
+        return self
+
+
+class ScatterFigure(_Spec):
+    """Points per series: frontiers (accuracy vs faithfulness) or 2-D maps (one series per cluster)."""
+
+    kind: Literal["scatter"]
+    title: str = ""
+    xlabel: str = ""
+    ylabel: str = ""
+    xscale: Scale = "linear"
+    yscale: Scale = "linear"
+    series: list[ScatterSeries]
 
 
 # ---- drawing --------------------------------------------------------------------------------------
@@ -257,7 +286,20 @@ def _draw_line(fig: Figure, spec: LineFigure) -> None:
     ax = fig.subplots()
     for i, s in enumerate(spec.series):
         ax.plot(s.x, _array(s.y), marker="o", markersize=3, color=f"C{i}", label=s.label or f"series {i + 1}")
-    ax.set(xlabel=spec.xlabel, ylabel=spec.ylabel)
+    ax.set(xlabel=spec.xlabel, ylabel=spec.ylabel, xscale=spec.xscale, yscale=spec.yscale)
+    _finish(fig, ax, spec.title, spec.series)
+
+
+def _draw_scatter(fig: Figure, spec: ScatterFigure) -> None:
+    ax = fig.subplots()
+    for i, s in enumerate(spec.series):
+        color = f"C{i % 10}"
+        ax.scatter(s.x, s.y, s=14, color=color, alpha=0.75, label=s.label or f"series {i + 1}")
+        if s.connect:
+            ax.plot(s.x, s.y, color=color, linewidth=1)
+        for x, y, text in zip(s.x, s.y, s.point_labels or [], strict=False):
+            ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7)
+    ax.set(xlabel=spec.xlabel, ylabel=spec.ylabel, xscale=spec.xscale, yscale=spec.yscale)
     _finish(fig, ax, spec.title, spec.series)
 
 
@@ -266,6 +308,7 @@ _KINDS: dict[str, tuple[type[BaseModel], Callable[[Figure, Any], None], tuple[fl
     "scaling": (ScalingFigure, _draw_scaling, FIGURE_SIZE),
     "bar": (BarFigure, _draw_bar, FIGURE_SIZE),
     "line": (LineFigure, _draw_line, FIGURE_SIZE),
+    "scatter": (ScatterFigure, _draw_scatter, FIGURE_SIZE),
 }
 SUPPORTED_KINDS = tuple(sorted(_KINDS))
 
