@@ -23,7 +23,7 @@ from alignlab.cli_common import (
     console,
     finish_run,
     load_or_exit,
-    progress_bars,
+    resumable,
     split_specs,
 )
 from alignlab.cli_generate import generate_command
@@ -84,16 +84,12 @@ def bigbench(
                          command=command_line())
     console.print(f"run directory: {run.path}")
     summary = None
-    try:
-        with progress_bars() as update:
-            for spec in specs:
-                m = load_or_exit(spec, dtype, cache)
-                config.errors.clear()
-                summary = run_bigbench(run, [m], config, progress=update)
-                m.close()
-    except (FileNotFoundError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}\n(completed samples are saved; finish with --resume {run.path})")
-        raise typer.Exit(2) from err
+    with resumable(run) as update:
+        for spec in specs:
+            m = load_or_exit(spec, dtype, cache)
+            config.errors.clear()
+            summary = run_bigbench(run, [m], config, progress=update)
+            m.close()
     finish_run(run, summary)
 
 
@@ -134,12 +130,8 @@ def audit(
         run = Run.create("audit", config, root=out, command=command_line())
     console.print(f"run directory: {run.path}")
     loaded = [load_or_exit(spec, dtype, cache) for spec in specs]
-    try:
-        with progress_bars() as update:
-            summary = run_audit(run, loaded, budget, data, chosen, progress=update)  # type: ignore[arg-type]
-    except (FileNotFoundError, ValueError) as err:
-        console.print(f"[red]error:[/red] {err}\n(completed samples are saved; finish with --resume {run.path})")
-        raise typer.Exit(2) from err
+    with resumable(run) as update:
+        summary = run_audit(run, loaded, budget, data, chosen, progress=update)  # type: ignore[arg-type]
     finish_run(run, summary)
 
 

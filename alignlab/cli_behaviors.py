@@ -22,7 +22,7 @@ from alignlab.cli_common import (
     console,
     finish_run,
     load_or_exit,
-    progress_bars,
+    resumable,
     split_specs,
 )
 
@@ -54,7 +54,6 @@ def eval_(
 ) -> None:
     """Score behaviour datasets: match rate per behaviour with CIs, winogenerated bias, and a report."""
     from alignlab.evals.behaviors import BehaviorsConfig, run_behaviors
-    from alignlab.models.types import ModelError
     from alignlab.runs.run import Run
 
     if resume:
@@ -77,15 +76,11 @@ def eval_(
                          seed=seed, command=command_line())
     console.print(f"run directory: {run.path}")
     summary = None
-    try:
-        with progress_bars() as update:
-            for spec in specs:
-                m = load_or_exit(spec, dtype, cache)
-                summary = run_behaviors(run, [m], config, progress=update)
-                m.close()
-    except (FileNotFoundError, ValueError, ModelError) as err:
-        console.print(f"[red]error:[/red] {err}\n(completed samples are saved; finish with --resume {run.path})")
-        raise typer.Exit(2) from err
+    with resumable(run) as update:
+        for spec in specs:
+            m = load_or_exit(spec, dtype, cache)
+            summary = run_behaviors(run, [m], config, progress=update)
+            m.close()
     finish_run(run, summary)
 
 

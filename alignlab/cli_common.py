@@ -66,6 +66,20 @@ def load_or_exit(spec: str, dtype: str, cache: bool) -> Model:
         raise typer.Exit(2) from err
 
 
+@contextmanager
+def resumable(run: Run) -> Iterator[Any]:
+    """Progress bars for a run; a data, config or model error becomes a clear message (exit 2) that says how to
+    finish the run, since every completed sample is already saved."""
+    from alignlab.models.types import ModelError
+
+    try:
+        with progress_bars() as update:
+            yield update
+    except (FileNotFoundError, ValueError, ModelError) as err:
+        console.print(f"[red]error:[/red] {err}\n(completed samples are saved; finish with --resume {run.path})")
+        raise typer.Exit(2) from err
+
+
 def finish_run(run: Run, summary: dict[str, Any]) -> None:
     """Write summary.json and the report, then print where they are and the tables."""
     from alignlab.report import write_report

@@ -121,19 +121,10 @@ def run_behaviors(run: Run, models: list[Model], config: BehaviorsConfig,
     # keyed by id: a dataset given twice (say with and without .jsonl) is evaluated once
     items = list({item.id: item for ds in datasets for item in select_items(ds, config.max_items, config.seed)
                   }.values())
-    done = run.done_keys()
     for model in models:
-        run.record_model(model)
-        todo = [item for item in items if sample_key(model, item, config.prompt_format) not in done]
-        finished = len(items) - len(todo)
-        if progress:
-            progress(model.spec, finished, len(items))
-        for start in range(0, len(todo), config.chunk_size):
-            chunk = todo[start:start + config.chunk_size]
-            run.append(_evaluate_chunk(model, chunk, config.prompt_format))
-            finished += len(chunk)
-            if progress:
-                progress(model.spec, finished, len(items))
+        run.evaluate_in_chunks(model, items, lambda item, m=model: sample_key(m, item, config.prompt_format),
+                               lambda chunk, m=model: _evaluate_chunk(m, chunk, config.prompt_format),
+                               chunk_size=config.chunk_size, progress=progress)
     return summarize(run.samples(), run.manifest, config, datasets, failed)
 
 

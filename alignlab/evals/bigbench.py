@@ -72,19 +72,10 @@ def run_bigbench(run: Run, models: list[Model], config: BigBenchConfig,
                  progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
     """Evaluate every model on every example not yet in ``run``; returns the summary."""
     examples, leaves = load_examples(config)
-    done = run.done_keys()
     for model in models:
-        run.record_model(model)
-        todo = [ex for ex in examples if sample_key(model, ex, config.shots) not in done]
-        finished = len(examples) - len(todo)
-        if progress:
-            progress(model.spec, finished, len(examples))
-        for start in range(0, len(todo), config.chunk_size):
-            chunk = todo[start:start + config.chunk_size]
-            run.append(_evaluate_chunk(model, chunk, leaves, config))
-            finished += len(chunk)
-            if progress:
-                progress(model.spec, finished, len(examples))
+        run.evaluate_in_chunks(model, examples, lambda ex, m=model: sample_key(m, ex, config.shots),
+                               lambda chunk, m=model: _evaluate_chunk(m, chunk, leaves, config),
+                               chunk_size=config.chunk_size, progress=progress)
     return summarize(run.samples(), run.manifest, config)
 
 

@@ -13,12 +13,15 @@ import os
 import platform
 import secrets
 import sys
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 PACKAGES = ("alignlab", "torch", "transformers", "accelerate", "safetensors", "numpy", "scipy", "sacrebleu",
-            "rouge-score", "httpx", "trl", "peft", "scikit-learn", "kronfluence", "vllm")
+            "rouge-score", "httpx", "trl", "peft", "datasets", "scikit-learn", "pysbd", "umap-learn", "kronfluence",
+            "vllm")
+T = TypeVar("T")
 
 
 def package_versions() -> dict[str, str]:
@@ -108,6 +111,24 @@ class Run:
 
     def done_keys(self) -> set[str]:
         return {s["key"] for s in self.samples() if "key" in s}
+
+    def evaluate_in_chunks(self, model: Any, items: Sequence[T], key: Callable[[T], str],
+                           evaluate: Callable[[list[T]], list[dict[str, Any]]], *, chunk_size: int = 32,
+                           progress: Callable[[str, int, int], None] | None = None) -> None:
+        """Evaluate the items whose ``key`` is not done yet, ``chunk_size`` per call, appending each chunk's
+        records as it finishes (so a crash loses at most one chunk); records ``model`` in the manifest first."""
+        self.record_model(model)
+        done = self.done_keys()
+        todo = [item for item in items if key(item) not in done]
+        finished = len(items) - len(todo)
+        if progress:
+            progress(model.spec, finished, len(items))
+        for start in range(0, len(todo), chunk_size):
+            chunk = todo[start:start + chunk_size]
+            self.append(evaluate(chunk))
+            finished += len(chunk)
+            if progress:
+                progress(model.spec, finished, len(items))
 
     def finish(self, summary: dict[str, Any]) -> None:
         _write_json(self.path / "summary.json", summary)
