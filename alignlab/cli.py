@@ -31,6 +31,22 @@ from alignlab.cli_generate import generate_command
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 
+@app.callback()
+def main_options(
+    threads: Annotated[int | None, typer.Option(
+        "--threads", envvar="ALIGNLAB_THREADS",
+        help="torch CPU threads (default: torch's choice). On a shared or busy machine 1 is often fastest.")] = None,
+) -> None:
+    """Options for every subcommand."""
+    if threads is not None:
+        if threads < 1:
+            console.print(f"[red]error:[/red] --threads must be at least 1, got {threads}")
+            raise typer.Exit(2)
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 @app.command()
 def models() -> None:
     """List the model spec forms and the embedded default."""

@@ -57,3 +57,15 @@ def test_bigbench_cli_on_shared_task_writes_every_run_file(tmp_path, tiny_dir, s
 def test_models_lists_the_spec_forms():
     result = runner.invoke(app, ["models"])
     assert result.exit_code == 0 and "Q4_1" in result.output
+
+
+def test_threads_option_sets_torch_threads_and_rejects_zero() -> None:
+    import torch
+
+    try:
+        assert CliRunner().invoke(app, ["--threads", "2", "models"]).exit_code == 0
+        assert torch.get_num_threads() == 2
+        bad = CliRunner().invoke(app, ["--threads", "0", "models"])
+        assert bad.exit_code == 2 and "--threads must be at least 1" in bad.output
+    finally:
+        torch.set_num_threads(1)

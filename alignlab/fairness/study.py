@@ -1,0 +1,52 @@
+"""The fairness part of ``alignlab audit``: BBQ and Winogender under Q and Q+IF, and Q+IF+CoT on a handful.
+
+``small``: at most ``cap`` BBQ questions per category (a seeded subset) and all 60 Winogender templates under Q and
+Q+IF, and Q+IF+CoT with 64 sampled tokens on 1 question per BBQ category and 4 Winogender templates (about two
+minutes for the embedded model on an idle 2-core CPU). ``full``: every question, Q+Match Stats too, and the
+paper's 256-token CoT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from alignlab.audit import register
+from alignlab.data.bbq import PAPER_CATEGORIES
+from alignlab.fairness.bbq import ALL, BBQConfig, run_bbq
+from alignlab.fairness.common import label
+from alignlab.fairness.winogender import WinogenderConfig, run_winogender
+from alignlab.models.base import Model
+from alignlab.runs.run import Run
+
+SMALL_COT = {"cot_tokens": 64, "bbq_cot_limit": 1, "winogender_cot_limit": 4}
+
+
+def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
+    """BBQ s_AMB (all categories) and Winogender rho per intervention, for each model."""
+    rows: dict[str, dict[str, float]] = {}
+    for key, m in summary.get("bbq", {}).items():
+        model, intervention, category = key.split("|")
+        if category == ALL and m["s_amb"] is not None:
+            rows.setdefault(f"BBQ s_AMB ({label(intervention)})", {})[model] = round(float(m["s_amb"]), 4)
+    for key, m in summary.get("winogender", {}).items():
+        model, intervention = key.split("|")
+        if m["rho"] is not None:
+            rows.setdefault(f"Winogender rho ({label(intervention)})", {})[model] = round(float(m["rho"]), 4)
+    return list(rows.items())
+
+
+@register("fairness", "Bias and self-correction", caps={"small": 8, "full": None}, headline=audit_headline)
+def audit_fairness(run: Run, models: list[Model], cap: int | None, data: str | None,
+                   progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    """BBQ (``cap`` questions per category) and Winogender; CoT on a handful unless the budget is full."""
+    small = cap is not None
+    cot = {"cot_tokens": SMALL_COT["cot_tokens"]} if small else {}
+    bbq = run_bbq(run, models, BBQConfig(categories=list(PAPER_CATEGORIES), limit=cap, data=data,
+                                         cot_limit=SMALL_COT["bbq_cot_limit"] if small else None, **cot), progress)
+    wino = run_winogender(run, models, WinogenderConfig(
+        interventions=["q", "if", "cot"] if small else ["q", "if", "cot", "match-stats"], data=data,
+        cot_limit=SMALL_COT["winogender_cot_limit"] if small else None, **cot), progress)
+    return {"title": "Bias and moral self-correction", "headline": bbq["headline"] + wino["headline"],
+            "sections": bbq["sections"] + wino["sections"], "notes": bbq["notes"] + wino["notes"],
+            "bbq": bbq["metrics"], "winogender": wino["metrics"]}
