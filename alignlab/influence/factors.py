@@ -1,0 +1,191 @@
+"""EK-FAC factors (Grosse et al. 2023; George et al. 2018): covariances, eigenbases, corrected eigenvalues.
+
+Per tracked layer, with per-token activations ``a`` and output gradients ``g``:
+
+1. ``A = E_tok[a aᵀ]`` (one per shared-input group), ``S = E_tok[g gᵀ]``  — pass 1 over the data.
+2. ``A = Q_A diag(e_A) Q_Aᵀ``, ``S = Q_S diag(e_S) Q_Sᵀ`` in float64 after a finiteness check.
+3. ``Λ = E_seq[(Q_Sᵀ G Q_A)^∘2]`` with ``G = Σ_t g_t a_tᵀ`` each sequence's gradient — pass 2. The rotation is
+   applied to the tokens first (``ã = a Q_A``, ``g̃ = g Q_S``, ``G̃ = g̃ᵀ ã``) when that is cheaper than rotating G
+   (``T·(O² + I²) <= O·I·(O + I)``), which holds unless sequences are very long.
+
+With ``block_size`` set, A and S are accumulated and eigendecomposed as block-diagonal matrices (the paper's
+memory reduction for wide layers): eigenvectors are stored ``[n_blocks, b, b]``; ``n_blocks == 1`` is the exact
+method. Damping is chosen at query time (``scores.py``) from Λ, so one fit serves any damping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from alignlab.influence import distributed as dist
+from alignlab.influence.data import Batch, summed_loss
+from alignlab.influence.modules import Recorder, TrackedModule
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class FactorConfig:
+    """Settings of a factor fit (they map one-to-one onto ``alignlab influence fit`` options)."""
+
+    scope: str = "mlp"  # mlp | attention | all
+    pattern: str | None = None  # a regex over layer names, instead of the scope
+    fisher: Literal["sampled", "empirical"] = "sampled"
+    block_size: int | None = None  # block-diagonal A and S when a side is wider than this
+    batch_size: int = 8
+    max_length: int = 128
+    max_sequences: int | None = None
+    layers_per_pass: int | None = None  # fit this many transformer layers per data pass (memory); None: all
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.fisher not in ("sampled", "empirical"):
+            raise ValueError(f"fisher must be 'sampled' or 'empirical', not {self.fisher!r}")
+        if self.block_size is not None and self.block_size < 1:
+            raise ValueError("block_size must be positive")
+        if self.batch_size < 1 or self.max_length < 2:
+            raise ValueError("batch_size must be >= 1 and max_length >= 2")
+
+
+def n_blocks(dim: int, block_size: int | None) -> int:
+    """Blocks for a side of width ``dim``: the fewest equal blocks no wider than ``block_size``. A width with no
+    such divisor up to twice the minimum count (e.g. 768 + a bias column = 769, a prime) stays one full block."""
+    if block_size is None or dim <= block_size:
+        return 1
+    least = -(-dim // block_size)
+    return next((n for n in range(least, 2 * least + 1) if dim % n == 0), 1)
+
+
+def sequence_outer(g: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """Per-sequence gradients ``G_b = Σ_t g_t a_tᵀ``: ``[B, O, I]`` from ``g`` ``[B, T, O]``, ``a`` ``[B, T, I]``
+    (one batched GEMM on transposed views; ``einsum`` made permuted copies here)."""
+    return torch.bmm(g.transpose(1, 2), a)
+
+
+def rotate(x: torch.Tensor, q: torch.Tensor, transpose: bool = False) -> torch.Tensor:
+    """``x @ Q`` (or ``x @ Qᵀ``) on the last axis, ``Q`` block-diagonal given as ``[n_blocks, b, b]``."""
+    if q.shape[0] == 1:
+        return x @ (q[0].T if transpose else q[0])
+    blocks = x.unflatten(-1, (q.shape[0], q.shape[1]))
+    return torch.einsum("...nb,ncb->...nc" if transpose else "...nb,nbc->...nc", blocks, q).flatten(-2)
+
+
+def rotate_matrix(v: torch.Tensor, qs: torch.Tensor, qa: torch.Tensor, back: bool = False) -> torch.Tensor:
+    """``Q_Sᵀ V Q_A`` for ``V`` ``[..., d_out, d_in]``; ``back=True`` gives ``Q_S V Q_Aᵀ``."""
+    v = rotate(v, qa, transpose=back)
+    return rotate(v.transpose(-1, -2), qs, transpose=back).transpose(-1, -2)
+
+
+def accumulate_outer(acc: torch.Tensor, x: torch.Tensor) -> None:
+    """``acc += Σ_tokens x xᵀ`` on ``acc``'s ``[nb, b, b]`` diagonal blocks, from ``x`` ``[..., nb·b]``.
+
+    A wide full factor forms only its upper triangle, one row panel at a time (``X_iᵀ X[:, i:]``): about 56% of
+    a full GEMM's multiply-adds. :func:`eigendecompose` mirrors the upper triangle, so partial sums stay valid
+    for all-reduce and checkpoints.
+    """
+    nb, b = acc.shape[0], acc.shape[1]
+    flat = x.reshape(-1, nb, b).float()
+    if nb > 1:
+        acc += torch.einsum("knb,knc->nbc", flat, flat)
+        return
+    rows = flat[:, 0]
+    panel = max(128, b // 8)
+    if b < 2 * panel:
+        acc[0].addmm_(rows.T, rows)
+        return
+    for lo in range(0, b, panel):
+        acc[0, lo:lo + panel, lo:].addmm_(rows[:, lo:lo + panel].T, rows[:, lo:])
+
+
+def eigendecompose(cov: torch.Tensor, count: float, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues ``[nb, b]`` and eigenvectors ``[nb, b, b]`` of a covariance sum, in float64.
+
+    Normalise by the token count, symmetrise, and fail with a clear message on NaN/Inf (a bf16/fp16 overflow or
+    an untracked huge layer) instead of the solver's opaque error.
+    """
+    c = cov.double() / max(count, 1.0)
+    c = c.triu() + c.triu(1).transpose(-1, -2)  # exactly symmetric, from the upper triangle that was accumulated
+    if not torch.isfinite(c).all():
+        raise FloatingPointError(f"{name}: covariance has NaN/Inf entries; fit factors with --dtype float32 "
+                                 "(half-precision activations overflow) or track fewer layers")
+    values, vectors = torch.linalg.eigh(c)
+    return values.float(), vectors.float()
+
+
+def _batches_loss(model: torch.nn.Module, batch: Batch, config: FactorConfig) -> torch.Tensor:
+    return summed_loss(model, batch, sample=config.fisher == "sampled", seed=config.seed)
+
+
+def covariance_pass(model: torch.nn.Module, tracked: Sequence[TrackedModule], batches: Sequence[Batch],
+                    config: FactorConfig, progress: Progress | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], float]:
+    """Pass 1: summed ``A`` per group and ``S`` per layer (block-diagonal if asked), and the token count."""
+    device = next(model.parameters()).device
+    acts: dict[str, torch.Tensor] = {}
+    grads: dict[str, torch.Tensor] = {}
+    for t in tracked:
+        nb_in, nb_out = n_blocks(t.d_in, config.block_size), n_blocks(t.d_out, config.block_size)
+        acts.setdefault(t.group, torch.zeros(nb_in, t.d_in // nb_in, t.d_in // nb_in, device=device))
+        grads[t.name] = torch.zeros(nb_out, t.d_out // nb_out, t.d_out // nb_out, device=device)
+
+    def on_activation(info: TrackedModule, a: torch.Tensor) -> None:
+        accumulate_outer(acts[info.group], a.detach())
+
+    def on_gradient(info: TrackedModule, _a: torch.Tensor, g: torch.Tensor) -> None:
+        accumulate_outer(grads[info.name], g)
+
+    tokens = torch.zeros((), device=device, dtype=torch.float64)
+    with Recorder(model, list(tracked), on_activation=on_activation, on_gradient=on_gradient) as rec:
+        for i, batch in enumerate(batches):
+            batch = batch.to(device)
+            rec.begin(batch.attention_mask)
+            _batches_loss(model, batch, config).backward()
+            rec.check_fired()
+            tokens += batch.attention_mask.sum()
+            if progress:
+                progress("covariances", i + 1, len(batches))
+    totals = {f"A/{k}": v for k, v in acts.items()} | {f"S/{k}": v for k, v in grads.items()} | {"n": tokens}
+    dist.sum_tensors(totals)
+    return acts, grads, float(tokens)
+
+
+def correction_pass(model: torch.nn.Module, tracked: Sequence[TrackedModule], batches: Sequence[Batch],
+                    qa: dict[str, torch.Tensor], qs: dict[str, torch.Tensor], config: FactorConfig,
+                    progress: Progress | None = None) -> tuple[dict[str, torch.Tensor], float]:
+    """Pass 2: summed ``(Q_Sᵀ G Q_A)^∘2`` per layer over sequences, and the sequence count."""
+    device = next(model.parameters()).device
+    lam = {t.name: torch.zeros(t.d_out, t.d_in, device=device) for t in tracked}
+    rotated: dict[int, torch.Tensor] = {}
+
+    def on_gradient(info: TrackedModule, a: torch.Tensor, g: torch.Tensor) -> None:
+        t, o, i = a.shape[1], g.shape[-1], a.shape[-1]
+        if t * (o * o + i * i) > o * i * (o + i):  # long sequences: rotating G_b itself is cheaper
+            grad = sequence_outer(g.float(), a.float())
+            lam[info.name] += rotate_matrix(grad, qs[info.name], qa[info.group]).square().sum(0)
+            return
+        key = id(a)
+        if key not in rotated:  # a group's members share one rotated activation
+            rotated[key] = rotate(a.float(), qa[info.group])
+        g_rot = rotate(g.float(), qs[info.name])  # [B, T, d_out]
+        per_seq = sequence_outer(g_rot, rotated[key])  # Q_Sᵀ G_b Q_A
+        lam[info.name] += per_seq.square().sum(0)
+
+    sequences = torch.zeros((), device=device, dtype=torch.float64)
+    with Recorder(model, list(tracked), on_gradient=on_gradient) as rec:
+        for i, batch in enumerate(batches):
+            batch = batch.to(device)
+            rec.begin(batch.attention_mask)
+            rotated.clear()
+            _batches_loss(model, batch, config).backward()
+            rec.check_fired()
+            sequences += len(batch.index)
+            if progress:
+                progress("eigenvalue correction", i + 1, len(batches))
+    rotated.clear()
+    totals = {f"L/{k}": v for k, v in lam.items()} | {"n": sequences}
+    dist.sum_tensors(totals)
+    return lam, float(sequences)
