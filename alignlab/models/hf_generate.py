@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from alignlab.models.compat import output_cache, with_cache
 from alignlab.models.packing import common_prefix_len
 from alignlab.models.types import GenerateParams, GenerateRequest, GenerateResult, Generation
 
@@ -75,7 +76,7 @@ def _decode(backend, rows: list[_Row], samples: dict[tuple[int, int], Generation
     prefix_len = _shared_prefix(rows, backend.min_shared_prefix)
     cache = None
     if prefix_len:
-        cache = model(torch.tensor([rows[0].ids[:prefix_len]], device=device), use_cache=True).cache
+        cache = output_cache(model(torch.tensor([rows[0].ids[:prefix_len]], device=device), use_cache=True))
         cache.batch_repeat_interleave(len(rows))
     suffixes = [r.ids[prefix_len:] for r in rows]
     width = max(len(s) for s in suffixes)
@@ -98,8 +99,8 @@ def _decode(backend, rows: list[_Row], samples: dict[tuple[int, int], Generation
         if all(done):
             break
         out = model(step_ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    cache=cache, use_cache=True, logits_to_keep=1)
-        cache = out.cache
+                    **with_cache(model, cache), use_cache=True, logits_to_keep=1)
+        cache = output_cache(out)
         logits = out.logits[:, -1].float().cpu()
         chosen = torch.full((len(rows),), pad, dtype=torch.long)
         for i, row in enumerate(rows):

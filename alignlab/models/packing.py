@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from alignlab.models.compat import output_cache, with_cache
+
 
 @dataclass
 class Tree:
@@ -93,8 +95,8 @@ class PrefixStore:
                 self.key = self.key[:shared]
             if shared < len(prefix):  # extend the kept cache to this call's whole prefix
                 try:
-                    model(torch.tensor([prefix[shared:]], device=device), cache=self.cache, use_cache=True,
-                          logits_to_keep=1)
+                    model(torch.tensor([prefix[shared:]], device=device), **with_cache(model, self.cache),
+                          use_cache=True, logits_to_keep=1)
                 except BaseException:
                     self.clear()  # a half-extended cache must not be reused
                     raise
@@ -102,7 +104,7 @@ class PrefixStore:
             return self.cache, len(self.key)
         self.clear()  # never keep a stale cache if the forward below fails
         out = model(torch.tensor([prefix], device=device), use_cache=True, logits_to_keep=1)
-        self.key, self.cache = tuple(prefix), out.cache
+        self.key, self.cache = tuple(prefix), output_cache(out)
         return self.cache, len(prefix)
 
     def clear(self) -> None:
@@ -171,7 +173,7 @@ def _run_row(model, row_trees, row_index, outputs, prefix_len, cache, device, dt
         mask[i, past + lo:past + hi] = 0.0
         for a, b in extra:
             mask[i, past + a:past + b] = 0.0
-    kwargs = {"cache": cache, "use_cache": cache is not None} if cache is not None else {"use_cache": False}
+    kwargs = {**with_cache(model, cache), "use_cache": True} if cache is not None else {"use_cache": False}
     out = model(
         torch.tensor([ids], device=device),
         attention_mask=mask[None, None].to(device),
