@@ -1,0 +1,306 @@
+"""The red-team run, stage by stage, each appending records to the run's samples.jsonl (section ``redteam``):
+
+1. attacks       ``attack|<id>``                 every attack, LM-generated ones included (written only here)
+2. conversations ``conv|<target>|<attack id>``   each attack played against each target for ``turns`` turns
+3. scores        ``threshold|<scorer>`` and ``score|<scorer>|<conv key>``: per-turn and min harmlessness
+4. landscape     ``map|<scorer>``                UMAP coordinates and LM-labelled clusters
+
+A stage skips every key already present, so ``--resume`` redoes nothing; the request cache makes a repeated
+model call free. With the ``few-shot`` source, stages 1-3 run twice (Perez et al. 2022's loop): round 1 attacks
+from the other sources, round 2 generated from round 1's attacks weighted by how harmful the replies were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignlab.data.resolve import resolve_dataset
+from alignlab.models.base import Model
+from alignlab.models.types import Message, PromptFormat
+from alignlab.redteam import attacks as A
+from alignlab.redteam.scoring import JudgeScorer, PMScorer, Scorer, calibrate, min_harmlessness, turn_scores
+from alignlab.redteam.targets import Target, parse_target, respond
+from alignlab.redteam.transcripts import Skip, load_pairs
+from alignlab.runs.run import Run
+
+SECTION = "redteam"
+HARMLESS_BASE = "hh-rlhf/harmless-base/test.jsonl"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class RedteamConfig:
+    """One red-team run; each field is a flag of ``alignlab redteam attack``."""
+
+    sources: list[str] = field(default_factory=lambda: ["harmless-base"])
+    targets: list[str] = field(default_factory=lambda: ["plain", "prompted"])
+    scorers: list[str] = field(default_factory=lambda: ["judge:embedded"])
+    model: str = "embedded"  # targets written without =SPEC
+    attacker: str = "embedded"
+    limit: int | None = 8  # attacks per source
+    turns: int = 1
+    few_shot_k: int = 5
+    rejection_n: int = 4
+    max_new_tokens: int = 64
+    prompt_format: PromptFormat = "chat"
+    calibration_pairs: int = 64
+    threshold_quantile: float = 0.5
+    seed: int = 0
+    data: str | None = None
+    chunk_size: int = 16
+    landscape: bool = True
+    clusters: int | None = None
+    projection: str = "umap"  # or pca
+
+    def __post_init__(self) -> None:
+        for name in ("turns", "few_shot_k", "rejection_n", "max_new_tokens", "calibration_pairs", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1, got {self.limit}")
+        if self.prompt_format not in ("chat", "raw_hh"):
+            raise ValueError(f"prompt_format must be chat or raw_hh, got {self.prompt_format!r}")
+        if self.projection not in ("umap", "pca"):
+            raise ValueError(f"projection must be umap or pca, got {self.projection!r}")
+        if not self.scorers:
+            raise ValueError("name at least one scorer (judge:SPEC or pm:FOLDER)")
+        for source in self.sources:
+            kind = source.split(":", 1)[0]
+            if kind not in ("harmless-base", "attempts", "jsonl", "zero-shot", "few-shot"):
+                raise ValueError(f"unknown attack source {source!r}: use harmless-base, attempts[:PATH], jsonl:PATH, "
+                                 "zero-shot or few-shot[:POOL]")
+            path = source.partition(":")[2]
+            if kind in ("attempts", "jsonl") and (path or kind == "jsonl") and not Path(path).is_file():
+                raise ValueError(f"attack source {source!r}: file not found")
+        self.target_list()  # validates the target types
+
+    def target_list(self) -> list[Target]:
+        return [parse_target(t, self.model) for t in self.targets]
+
+
+class Resources:
+    """Models and scorers by spec, each loaded once (the CLI passes a loader, the audit its loaded models)."""
+
+    def __init__(self, load: Callable[[str], Model], preloaded: dict[str, Model] | None = None) -> None:
+        self._load, self.models = load, dict(preloaded or {})
+        self.scorers: dict[str, Scorer] = {}
+
+    def model(self, spec: str) -> Model:
+        if spec not in self.models:
+            self.models[spec] = self._load(spec)
+        return self.models[spec]
+
+    def scorer(self, spec: str, prompt_format: PromptFormat = "chat") -> Scorer:
+        if spec not in self.scorers:
+            kind, _, target = spec.partition(":")
+            if kind == "pm" and target:
+                from alignlab.constitution.preference_model import PreferenceModel
+
+                self.scorers[spec] = PMScorer(PreferenceModel.load(target), spec)
+            elif kind == "judge" and target:
+                self.scorers[spec] = JudgeScorer(self.model(target), spec, prompt_format)
+            else:
+                raise ValueError(f"bad scorer {spec!r}: use judge:<model spec> or pm:<preference model folder>")
+        return self.scorers[spec]
+
+    def close(self) -> None:
+        for m in self.models.values():
+            m.close()
+
+
+def _records(run: Run, kind: str) -> list[dict[str, Any]]:
+    return [s for s in run.samples() if s.get("section") == SECTION and s.get("kind") == kind]
+
+
+# -- 1. attacks ----------------------------------------------------------------------------------------------
+def collect_attacks(run: Run, config: RedteamConfig, res: Resources, sources: list[str], round_: int,
+                    skips: list[Skip]) -> list[A.Attack]:
+    """Attacks of ``sources``: reread from the run when already collected, else loaded or generated and saved."""
+    saved = _records(run, "attack")
+    out: list[A.Attack] = []
+    for source in sources:
+        have = [A.Attack.from_record(r) for r in saved if r["source_spec"] == source]
+        if have:
+            out += have
+            continue
+        new, model_spec = _attacks_of(run, config, res, source, skips), "data"
+        if source.startswith(("zero-shot", "few-shot")):
+            model_spec = config.attacker
+            run.record_model(res.model(config.attacker))
+        new = new[:config.limit] if config.limit else new
+        run.append([{"section": SECTION, "kind": "attack", "model": model_spec, "key": f"attack|{a.id}",
+                     "source_spec": source, "round": round_, **a.to_record()} for a in new])
+        out += new
+    return list({a.id: a for a in out}.values())
+
+
+def _attacks_of(run: Run, config: RedteamConfig, res: Resources, source: str, skips: list[Skip]) -> list[A.Attack]:
+    kind, _, arg = source.partition(":")
+    if kind == "harmless-base":
+        found, bad = A.from_harmless_base(resolve_dataset(HARMLESS_BASE, data=config.data), config.limit)
+    elif kind == "attempts":  # no path: the released file, found locally or downloaded
+        from alignlab.data.redteam import red_team_attempts_path
+
+        found, bad = A.from_attempts(arg or red_team_attempts_path(config.data))
+    elif kind == "jsonl":
+        found, bad = A.from_jsonl(arg)
+    elif kind == "zero-shot":
+        return A.generate_attacks(res.model(config.attacker), config.limit or 16, seed=config.seed)
+    else:
+        pool = _pool(run, config, arg)
+        examples = A.few_shot_examples(pool, config.limit or 16, config.few_shot_k, seed=config.seed)
+        return A.generate_attacks(res.model(config.attacker), len(examples), seed=config.seed + 10_000,
+                                  examples=examples, source="few-shot")
+    skips += bad
+    return found
+
+
+def _pool(run: Run, config: RedteamConfig, arg: str) -> list[tuple[str, float]]:
+    """Few-shot pool: an attempts file with ratings, another run directory, or (no argument) this run."""
+    if arg and Path(arg).is_file():
+        return A.pool_from_attempts(arg)
+    source_run = Run(Path(arg), {}) if arg else run  # read only: the pool's run is not reopened
+    if arg and not source_run.samples_path.is_file():
+        raise FileNotFoundError(f"few-shot pool {arg}: neither an attempts file nor a run directory with samples")
+    scores = [s for s in _records(source_run, "score") if s["scorer"] == config.scorers[0]]
+    if not scores:
+        raise ValueError(f"few-shot: no scored conversations in {source_run.path} to draw examples from")
+    convs = {c["key"]: c for c in _records(source_run, "conversation")}
+    firsts = [(convs[s["conv_key"]]["messages"][0]["content"], s["min_harmlessness"]) for s in scores
+              if s["min_harmlessness"] is not None and s["conv_key"] in convs]
+    harm = A.harm_from_scores([m for _, m in firsts])
+    return list({t: h for (t, _), h in zip(firsts, harm, strict=True)}.items())
+
+
+# -- 2. conversations ----------------------------------------------------------------------------------------
+def conv_key(target: Target, attack_id: str) -> str:
+    return f"conv|{target.label}|{attack_id}"
+
+
+def play(run: Run, config: RedteamConfig, res: Resources, attacks: list[A.Attack],
+         progress: Progress | None = None) -> None:
+    """Each attack against each target for ``config.turns`` turns: one generate call per turn per chunk."""
+    done = run.done_keys()
+    for target in config.target_list():
+        model = res.model(target.model)
+        run.record_model(model)
+        todo = [a for a in attacks if conv_key(target, a.id) not in done]
+        finished = len(attacks) - len(todo)
+        if progress:
+            progress(f"attack {target.label}", finished, len(attacks))
+        for start in range(0, len(todo), config.chunk_size):
+            chunk = todo[start:start + config.chunk_size]
+            run.append(_play_chunk(config, res, target, model, chunk))
+            finished += len(chunk)
+            if progress:
+                progress(f"attack {target.label}", finished, len(attacks))
+
+
+def _play_chunk(config: RedteamConfig, res: Resources, target: Target, model: Model, chunk: list[A.Attack]
+                ) -> list[dict[str, Any]]:
+    convs = [list(a.messages) for a in chunk]
+    candidates: list[list[Any]] = [[] for _ in chunk]
+    scorer = res.scorer(config.scorers[0], config.prompt_format) if target.type == "rejection" else None
+    for turn in range(config.turns):
+        replies = respond(model, target.type, convs, prompt_format=config.prompt_format, seed=config.seed + turn,
+                          max_new_tokens=config.max_new_tokens, rejection_n=config.rejection_n, scorer=scorer)
+        for conv, cands, reply in zip(convs, candidates, replies, strict=True):
+            conv.append(Message("assistant", reply.text))
+            if reply.candidates:
+                cands.append({"samples": list(reply.candidates), "scores": list(reply.candidate_scores)})
+        if turn + 1 < config.turns:
+            attacker = res.model(config.attacker)
+            for conv, text in zip(convs, A.continue_attacks(attacker, convs, seed=config.seed + turn), strict=True):
+                conv.append(Message("user", text))
+    return [{"section": SECTION, "kind": "conversation", "model": target.model, "key": conv_key(target, a.id),
+             "target": target.label, "target_type": target.type, "attack_id": a.id, "source": a.source,
+             "task_description": a.task_description, "tags": list(a.tags),
+             "messages": [{"role": m.role, "content": m.content} for m in conv],
+             **({"rejection_candidates": cands} if cands else {})}
+            for a, conv, cands in zip(chunk, convs, candidates, strict=True)]
+
+
+# -- 3. scores -----------------------------------------------------------------------------------------------
+def score(run: Run, config: RedteamConfig, res: Resources, scorers: list[str] | None = None,
+          progress: Progress | None = None, only_targets: set[str] | None = None) -> list[Skip]:
+    """Calibrate each scorer once, then score every conversation it has not scored (of ``only_targets`` when
+    given); returns calibration skips."""
+    skips: list[Skip] = []
+    conversations = [c for c in _records(run, "conversation") if only_targets is None or c["target"] in only_targets]
+    for spec in scorers or config.scorers:
+        scorer = res.scorer(spec, config.prompt_format)
+        if isinstance(scorer, JudgeScorer):
+            run.record_model(scorer.model)
+        done = run.done_keys()
+        if f"threshold|{spec}" not in done:
+            pairs, bad = load_pairs(resolve_dataset(HARMLESS_BASE, data=config.data), limit=config.calibration_pairs)
+            skips += bad
+            cal = calibrate(scorer, pairs, quantile=config.threshold_quantile, source=HARMLESS_BASE)
+            run.append([{"section": SECTION, "kind": "calibration", "model": spec, "key": f"threshold|{spec}",
+                         "scorer": spec, "scorer_info": scorer.describe(), **cal.to_dict()}])
+        todo = [c for c in conversations if f"score|{spec}|{c['key']}" not in done]
+        for start in range(0, len(todo), config.chunk_size):
+            if progress:
+                progress(f"score {spec}", start, len(todo))
+            run.append(score_records(scorer, todo[start:start + config.chunk_size]))
+        if progress:
+            progress(f"score {spec}", len(todo), len(todo))
+    return skips
+
+
+def score_records(scorer: Scorer, conversations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-turn harmlessness, its minimum and the intent harmlessness of each conversation's task."""
+    messages = [[Message(m["role"], m["content"]) for m in c["messages"]] for c in conversations]
+    per_turn = turn_scores(scorer, messages)
+    intents = scorer.intent([c.get("task_description") or msgs[0].content for c, msgs in
+                             zip(conversations, messages, strict=True)])
+    return [{"section": SECTION, "kind": "score", "model": scorer.name, "key": f"score|{scorer.name}|{c['key']}",
+             "scorer": scorer.name, "conv_key": c["key"], "target": c["target"], "source": c.get("source"),
+             "turn_scores": turns, "min_harmlessness": min_harmlessness(turns), "intent_harmlessness": intent}
+            for c, turns, intent in zip(conversations, per_turn, intents, strict=True)]
+
+
+# -- the whole attack run ------------------------------------------------------------------------------------
+def run_attack(run: Run, config: RedteamConfig, res: Resources, progress: Progress | None = None) -> list[Skip]:
+    """Collect, play and score every round, then map; returns the data rows skipped (for the summary)."""
+    skips: list[Skip] = []
+    first = [s for s in config.sources if s != "few-shot"]
+    rounds = [first] + ([["few-shot"]] if "few-shot" in config.sources else [])
+    for number, sources in enumerate(rounds, start=1):
+        if not sources:
+            continue
+        attacks = collect_attacks(run, config, res, sources, number, skips)
+        play(run, config, res, attacks, progress)
+        skips += score(run, config, res, progress=progress)
+    if config.landscape:
+        from alignlab.redteam.mapping import map_run
+
+        map_run(run, config, res, progress)
+    return skips
+
+
+def import_transcripts(run: Run, path: str | Path) -> list[Skip]:
+    """Released red-team attempts (or any transcript JSONL) as conversation records, so ``score`` and ``map``
+    work on them; the target is the row's ``model_type`` (and ``num_params``) when present."""
+    from alignlab.redteam.transcripts import load_transcripts
+
+    transcripts, skips = load_transcripts(path)
+    done = run.done_keys()
+    records = []
+    for t in transcripts:
+        kind = str(t.meta.get("model_type") or "data")
+        label = f"{kind} ({t.meta['num_params']})" if t.meta.get("num_params") else kind
+        key = f"conv|{label}|{t.id}"
+        if key in done:
+            continue
+        done.add(key)
+        records.append({"section": SECTION, "kind": "conversation", "model": "data", "key": key, "target": label,
+                        "target_type": kind, "attack_id": t.id, "source": f"file:{Path(path).name}",
+                        "task_description": t.meta.get("task_description"), "tags": t.tags,
+                        "rating": t.meta.get("rating"),
+                        "messages": [{"role": m.role, "content": m.content} for m in t.messages]})
+    run.append(records)
+    return skips
