@@ -15,14 +15,13 @@ answer cannot be derived is skipped and counted (none is, in the four categories
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import read_jsonl
 from alignlab.data.resolve import http_download, resolve_dataset
 
 # The paper's nine non-intersectional categories (Ganguli et al. 2023 §3.1: 58,492 questions).
@@ -113,27 +112,12 @@ def parse_row(row: dict[str, Any], category: str, path: Path, line: int) -> BBQI
                    stereotyped_groups=tuple(map(str, groups)), label=label, unknown=unknown, biased=biased, line=line)
 
 
-def jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(line number, object)`` for each non-blank line; bad JSON or a non-object raises DataError naming the line."""
-    with path.open(encoding="utf-8") as lines:
-        for number, text in enumerate(lines, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataError(f"invalid JSON ({err.msg})", path=path, line=number) from err
-            if not isinstance(row, dict):
-                raise DataError("a row must be a JSON object", path=path, line=number)
-            yield number, row
-
-
 def load_bbq_file(path: str | Path, category: str | None = None) -> BBQCategory:
     """Every row of one category file; rows whose biased answer cannot be derived are listed in ``skipped``."""
     path = Path(path)
     name = category or path.stem
     items, skipped = [], []
-    for number, row in jsonl_rows(path):
+    for number, row in read_jsonl(path):
         try:
             items.append(parse_row(row, name, path, number))
         except DataError:

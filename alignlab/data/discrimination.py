@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alignlab.data.bbq import jsonl_rows
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import read_jsonl
 from alignlab.data.resolve import http_download, resolve_dataset
 
 RACES = ("Black", "white")  # the paper's comparison: p(yes | Black) - p(yes | white)
@@ -116,7 +116,7 @@ def load_discrim_eval_file(path: str | Path) -> list[DiscrimEvalItem]:
     """Rows of a discrim-eval JSONL file (``explicit.jsonl`` or ``implicit.jsonl``)."""
     path = Path(path)
     items = []
-    for number, row in jsonl_rows(path):
+    for number, row in read_jsonl(path):
         for name, kind in (("filled_template", str), ("decision_question_id", int), ("age", (int, float)),
                            ("gender", str), ("race", str)):
             if not isinstance(row.get(name), kind) or isinstance(row.get(name), bool):

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import json_object
 
 IGNORE = -100
 
@@ -113,7 +113,7 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
         if path.suffix != ".jsonl":
             texts.append(line)
             continue
-        texts.append(_field(_json_line(line, path, number), field, path, number))
+        texts.append(_field(json_object(line, path, number), field, path, number))
     if not texts:
         raise DataError("no sequences found", path=path)
     return texts
@@ -126,21 +126,11 @@ def read_queries(path: Path) -> list[tuple[str, str]]:
     out = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
-            record = _json_line(line, path, number)
+            record = json_object(line, path, number)
             out.append((_field(record, "prompt", path, number), _field(record, "completion", path, number)))
     if not out:
         raise DataError("no queries found", path=path)
     return out
-
-
-def _json_line(line: str, path: Path, number: int) -> dict[str, Any]:
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise DataError(f"invalid JSON ({err.msg})", path=path, line=number) from err
-    if not isinstance(record, dict):
-        raise DataError("expected a JSON object", path=path, line=number)
-    return record
 
 
 def _field(record: dict[str, Any], field: str, path: Path, number: int) -> str:
