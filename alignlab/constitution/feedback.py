@@ -1,0 +1,228 @@
+"""AI feedback (Bai et al. 2022 §4.1; Kundu et al. 2023 §2.2): soft preference labels for pairs of responses.
+
+For each pair, ``ensemble`` principles are drawn (one per comparison in the paper; more gives an ensemble whose
+labels are averaged). Each principle gives the multiple-choice prompt ending ``"The answer is: ("``; ``next_token``
+reads the log-probabilities of ``A`` and ``B`` and the soft label is P(A) = e^lA / (e^lA + e^lB). Options:
+
+- ``swap``: also score the order (B, A) and use p = ½(p_AB + 1 − p_BA) (not in the paper; later RLAIF work);
+- ``cot``: sample ``cot_samples`` chains of thought (``"Let's think step-by-step:"``), read P(A) after each, average,
+  and clamp to [0.4, 0.6] as §4.1 prescribes (CoT probabilities are near 0 or 1).
+
+Records keep every intermediate (principle, raw and swapped P(A), reasoning, clamped label); ``labels.jsonl`` holds
+hh-rlhf-format comparisons (``chosen`` = response A, ``rejected`` = response B, ``pref`` = P(A is better)).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alignlab.constitution import prompts as P
+from alignlab.constitution.constitutions import load_constitution, require
+from alignlab.constitution.data import load_prompts, read_jsonl, write_jsonl
+from alignlab.data.errors import DataError
+from alignlab.models.base import Model
+from alignlab.models.types import GenerateParams, GenerateRequest, NextTokenRequest
+from alignlab.runs.run import Run
+
+SECTION = "label"
+COT_CLAMP = (0.4, 0.6)
+
+
+def soft_label(logprob_a: float, logprob_b: float) -> float:
+    """P(A) normalised over the two options: e^lA / (e^lA + e^lB), computed stably."""
+    top = max(logprob_a, logprob_b)
+    ea, eb = math.exp(logprob_a - top), math.exp(logprob_b - top)
+    return ea / (ea + eb)
+
+
+def swap_average(p_ab: float, p_ba: float) -> float:
+    """P(A) from both orders: p_BA is P(first option) when B is shown first, so 1 − p_BA is P(A) there."""
+    return 0.5 * (p_ab + 1.0 - p_ba)
+
+
+def clamp(p: float, bounds: tuple[float, float] = COT_CLAMP) -> float:
+    return min(max(p, bounds[0]), bounds[1])
+
+
+def ensemble(labels: Sequence[float]) -> float:
+    """Mean over principles (and CoT samples)."""
+    if not labels:
+        raise ValueError("ensemble of no labels")
+    return float(np.mean(labels))
+
+
+@dataclass
+class LabelConfig:
+    """Each field is a flag of ``alignlab constitution label``."""
+
+    constitution: str = "harmless"
+    prompts: str | None = None  # JSONL of prompts (a revise run's revisions.jsonl works); default hh-rlhf
+    pairs: str | None = None  # JSONL with question, response_a, response_b: label these instead of sampling
+    limit: int | None = None
+    seed: int = 0
+    data: str | None = None
+    ensemble: int = 1  # principles per pair
+    swap: bool = True
+    cot: bool = False
+    cot_samples: int = 1
+    max_new_tokens: int = 64  # response length (and CoT length)
+    few_shot: bool = True
+    chunk_size: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("ensemble", "cot_samples", "chunk_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+
+def load_pairs(path: str | Path, limit: int | None, seed: int) -> list[dict[str, str]]:
+    """Pairs to label: ``question``, ``response_a``, ``response_b`` (``id`` optional)."""
+    out = []
+    for number, row in read_jsonl(path):
+        for name in ("question", "response_a", "response_b"):
+            if not isinstance(row.get(name), str) or not row[name].strip():
+                raise DataError("must be a non-empty string", path=path, line=number, field=name)
+        out.append({"id": str(row.get("id", f"{Path(path).stem}:{number}")), "question": row["question"],
+                    "response_a": row["response_a"], "response_b": row["response_b"]})
+    if limit is not None and len(out) > limit:
+        rng = np.random.default_rng([seed, zlib.crc32(str(path).encode())])
+        out = [out[i] for i in np.sort(rng.choice(len(out), limit, replace=False))]
+    return out
+
+
+def sample_pairs(model: Model, items: list[tuple[str, str]], config: LabelConfig) -> list[dict[str, str]]:
+    """Two responses per prompt at T = 1 (§4.1: the SL-CAI model samples the pairs)."""
+    def params(salt: str) -> GenerateParams:
+        return GenerateParams(max_new_tokens=config.max_new_tokens, temperature=1.0, stop=P.RESPONSE_STOP,
+                              seed=config.seed + zlib.crc32(salt.encode()) % 100_000)
+
+    requests = [GenerateRequest(P.response_prompt(q), params(f"{pid}|{side}")) for pid, q in items for side in "ab"]
+    texts = [r.text.strip() for r in model.generate(requests)]
+    return [{"id": pid, "question": q, "response_a": texts[2 * i], "response_b": texts[2 * i + 1]}
+            for i, (pid, q) in enumerate(items)]
+
+
+def _principles(feedback: tuple[str, ...], seed: int, pair_id: str, k: int) -> list[str]:
+    rng = np.random.default_rng([seed, zlib.crc32(pair_id.encode())])
+    return [feedback[int(i)] for i in rng.integers(len(feedback), size=k)]
+
+
+def _direct(model: Model, jobs: list[tuple[str, str, str, str]], few_shot: bool) -> list[float]:
+    """P(first option) for each (question, principle, first, second)."""
+    results = model.next_token([NextTokenRequest(P.feedback_prompt(q, pr, a, b, few_shot), P.OPTIONS)
+                                for q, pr, a, b in jobs])
+    return [soft_label(*r.logprobs) for r in results]
+
+
+def _cot(model: Model, jobs: list[tuple[str, str, str, str]], config: LabelConfig
+         ) -> tuple[list[float], list[list[str]]]:
+    """Mean over CoT samples of P(first option) after the reasoning, and the reasoning texts."""
+    contexts = [P.cot_prompt(q, pr, a, b, config.few_shot) for q, pr, a, b in jobs]
+    requests = [GenerateRequest(c, GenerateParams(max_new_tokens=config.max_new_tokens, temperature=1.0,
+                                                  stop=P.COT_STOP, seed=config.seed + s))
+                for c in contexts for s in range(config.cot_samples)]
+    reasons = [g.text for g in model.generate(requests)]
+    n = config.cot_samples
+    answers = model.next_token([NextTokenRequest(P.cot_answer_prompt(contexts[i // n], reasons[i]), P.OPTIONS)
+                                for i in range(len(reasons))])
+    probs = [soft_label(*r.logprobs) for r in answers]
+    return ([ensemble(probs[i * n:(i + 1) * n]) for i in range(len(jobs))],
+            [reasons[i * n:(i + 1) * n] for i in range(len(jobs))])
+
+
+def label_chunk(model: Model, pairs: list[dict[str, str]], feedback: tuple[str, ...],
+                config: LabelConfig) -> list[dict[str, Any]]:
+    """Soft labels for a chunk of pairs: all principles, both orders and CoT samples in a few batched calls."""
+    members = [(pair, pr) for pair in pairs for pr in _principles(feedback, config.seed, pair["id"], config.ensemble)]
+    jobs = [(p["question"], pr, p["response_a"], p["response_b"]) for p, pr in members]
+    if config.swap:
+        jobs += [(p["question"], pr, p["response_b"], p["response_a"]) for p, pr in members]
+    probs, reasons = _cot(model, jobs, config) if config.cot else (_direct(model, jobs, config.few_shot), None)
+    m = len(members)
+    records = []
+    for i, pair in enumerate(pairs):
+        detail = []
+        for j in range(i * config.ensemble, (i + 1) * config.ensemble):
+            p_ab = probs[j]
+            p_ba = probs[m + j] if config.swap else None
+            p = swap_average(p_ab, p_ba) if p_ba is not None else p_ab
+            entry = {"principle": members[j][1], "p_ab": p_ab, "p_ba": p_ba, "p_a": p}
+            if config.cot:
+                entry["p_a_unclamped"], entry["p_a"] = p, clamp(p)
+                entry["reasoning"] = reasons[j] + (reasons[m + j] if config.swap else [])  # type: ignore[index]
+            detail.append(entry)
+        records.append({"section": SECTION, "model": model.spec, "key": f"{pair['id']}|label", **pair,
+                        "members": detail, "p_a": ensemble([d["p_a"] for d in detail])})
+    return records
+
+
+def run_labels(run: Run, model: Model, config: LabelConfig,
+               progress: Callable[[str, int, int], None] | None = None) -> dict[str, Any]:
+    """Label every pair not yet in ``run``; writes pairs.jsonl and labels.jsonl and returns the summary."""
+    const = load_constitution(config.constitution)
+    require(const, "feedback")
+    run.record_model(model)
+    pairs_path = run.path / "pairs.jsonl"
+    if config.pairs:
+        pairs = load_pairs(config.pairs, config.limit, config.seed)
+    elif pairs_path.exists():  # a resumed run labels the pairs it sampled before
+        pairs = load_pairs(pairs_path, None, config.seed)
+    else:
+        items = load_prompts(config.prompts, data=config.data, limit=config.limit, seed=config.seed)
+        pairs = []
+        for start in range(0, len(items), config.chunk_size):
+            pairs += sample_pairs(model, items[start:start + config.chunk_size], config)
+            if progress:
+                progress("sample pairs", len(pairs), len(items))
+        pairs = [p for p in pairs if p["response_a"] and p["response_b"]]
+        write_jsonl(pairs_path, pairs)
+    done = run.done_keys()
+    todo = [p for p in pairs if f"{p['id']}|label" not in done]
+    for start in range(0, len(todo), config.chunk_size):
+        run.append(label_chunk(model, todo[start:start + config.chunk_size], const.feedback, config))
+        if progress:
+            progress("label", len(pairs) - len(todo) + min(start + config.chunk_size, len(todo)), len(pairs))
+    records = [s for s in run.samples() if s.get("section") == SECTION]
+    write_jsonl(run.path / "labels.jsonl", [to_comparison(r) for r in records])
+    return summarize(records, config, const.name)
+
+
+def to_comparison(record: dict[str, Any]) -> dict[str, Any]:
+    """A labelled pair in hh-rlhf comparison format with the soft label as ``pref``."""
+    return {"chosen": P.conversation_text(record["question"], record["response_a"]),
+            "rejected": P.conversation_text(record["question"], record["response_b"]),
+            "pref": record["p_a"], "id": record["id"]}
+
+
+def summarize(records: list[dict[str, Any]], config: LabelConfig, name: str) -> dict[str, Any]:
+    p = np.array([r["p_a"] for r in records], dtype=float)
+    consistency = [abs(d["p_ab"] - (1 - d["p_ba"])) for r in records for d in r["members"] if d["p_ba"] is not None]
+    rows = [[r["question"][:120], r["response_a"][:120], r["response_b"][:120], round(r["p_a"], 3)]
+            for r in records[:8]]
+    headline = [{"label": "pairs labelled", "value": len(records)},
+                {"label": "mean |P(A) - 0.5|", "value": round(float(np.mean(np.abs(p - 0.5))), 4) if len(p) else None,
+                 "note": "how decisive the feedback model is"}]
+    if consistency:
+        headline.append({"label": "position inconsistency |p_AB - (1 - p_BA)|",
+                         "value": round(float(np.mean(consistency)), 4)})
+    return {"title": f"Constitutional AI: AI feedback labels ({name})", "headline": headline,
+            "sections": [{"id": SECTION, "title": "AI feedback (Bai et al. 2022 §4.1)",
+                          "description": "Soft labels P(A better) from normalised next-token probabilities"
+                                         + (", CoT clamped to [0.4, 0.6]" if config.cot else "") + ".",
+                          "tables": [{"title": "Labelled pairs", "columns": ["prompt", "A", "B", "P(A)"],
+                                      "rows": rows}],
+                          "figures": [{"kind": "bar", "title": "Distribution of P(A)", "ylabel": "pairs",
+                                       "labels": [f"{b:.1f}" for b in np.arange(0, 1, 0.1)],
+                                       "series": [{"label": "pairs", "values": np.histogram(
+                                           p, bins=10, range=(0, 1))[0].astype(float).tolist()}]}]
+                          if len(p) else [],
+                          "sample_columns": ["question", "response_a", "response_b", "p_a"]}],
+            "notes": ["A 135M feedback model gives near-chance labels; the paper's effects appear at 52B+."],
+            "config": asdict(config)}

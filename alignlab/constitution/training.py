@@ -1,0 +1,89 @@
+"""Shared pieces of the TRL trainers (pinned ``trl>=1.16,<1.17``): model paths, LoRA, arguments, saving.
+
+A trained policy is saved merged (LoRA folded in) as safetensors with its tokenizer, so ``hf:<folder>`` loads it
+anywhere a model spec is accepted (``alignlab audit --model embedded --compare hf:<folder>``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+LORA_TARGETS = "all-linear"
+
+
+@dataclass
+class TrainConfig:
+    """Flags every trainer shares."""
+
+    steps: int = 5
+    batch_size: int = 2
+    learning_rate: float = 1e-4
+    lora: bool = True
+    lora_r: int = 8
+    seed: int = 0
+    max_length: int = 256
+
+
+def model_path(spec: str) -> str:
+    """The local folder or hub id behind a model spec; API models cannot be trained."""
+    from alignlab.models.spec import parse_spec
+
+    parsed = parse_spec(spec)
+    if parsed.kind == "openai":
+        raise ValueError(f"{spec} is served over an API and cannot be trained: use embedded or hf:<id-or-path>")
+    if parsed.kind == "embedded":
+        from alignlab.models.embedded import embedded_path
+
+        return str(embedded_path())
+    return parsed.target
+
+
+def lora_config(config: TrainConfig, task_type: str) -> Any:
+    """LoRA on all linear layers; ``SEQ_CLS`` also trains and saves the score head (a PM)."""
+    if not config.lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, lora_dropout=0.0, target_modules=LORA_TARGETS,
+                      task_type=task_type)
+
+
+def trainer_args(config: TrainConfig, out: Path) -> dict[str, Any]:
+    """TrainingArguments fields common to SFT, reward, DPO, RLOO and GRPO configs: fp32 and no activation
+    checkpointing (TRL defaults to bf16 and checkpointing, which only slow small models down)."""
+    import torch
+
+    return {"bf16": False, "use_cpu": not torch.cuda.is_available(), "gradient_checkpointing": False,
+            "output_dir": str(out), "max_steps": config.steps, "per_device_train_batch_size": config.batch_size,
+            "learning_rate": config.learning_rate, "logging_steps": 1, "save_strategy": "no", "report_to": "none",
+            "seed": config.seed, "data_seed": config.seed, "dataloader_num_workers": 0, "disable_tqdm": True}
+
+
+def tokenizer_for(path: str) -> Any:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def merged(model: Any) -> Any:
+    """Fold a peft adapter into the base weights (no-op for a plain model)."""
+    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
+
+
+def save_policy(model: Any, tokenizer: Any, folder: Path, **meta: Any) -> Path:
+    """A merged causal LM folder that ``hf:<folder>`` loads, plus ``alignlab_training.json`` describing it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    merged(model).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    (folder / "alignlab_training.json").write_text(json.dumps(meta, indent=2, default=str))
+    return folder
+
+
+def losses(log_history: list[dict[str, Any]], key: str = "loss") -> list[float]:
+    return [float(entry[key]) for entry in log_history if key in entry]
