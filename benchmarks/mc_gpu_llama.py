@@ -111,7 +111,7 @@ def gpu_benchmark(args: argparse.Namespace) -> dict:
     n_head = model.get_output_embeddings().weight.numel()
     flops = 2 * (n_params - n_embed - n_head) * stats["tokens_computed"] + 2 * n_head * stats["logit_rows"]
 
-    model.float()  # correctness check in fp32 on a few questions
+    model.float()  # correctness check in fp32 on a few questions (the kept bf16 prefix cache is dropped)
     check_items = items[:CHECK_QUESTIONS]
     packed = [r.logprobs for r in lm.score(requests[:CHECK_QUESTIONS])]
     plain = unpacked_logliks(model, backend, check_items)

@@ -150,3 +150,18 @@ def test_prefix_cache_is_reused_across_calls_and_stays_exact(backend):
     for q, result in zip(second, results, strict=True):
         expected = [naive_score(backend, FEW_SHOT + q, a) for a in ANSWERS[:3]]
         assert result.logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_kept_prefix_cache_is_dropped_when_the_model_changes_dtype(tokenizer):
+    from tests.conftest import make_tiny_llama
+
+    model = make_tiny_llama(tokenizer, seed=3).to(torch.bfloat16)
+    backend = HFBackend(model, tokenizer, spec="hf:tiny", max_batch_tokens=96, min_shared_prefix=8)
+    requests = [ScoreRequest(FEW_SHOT + q, tuple(ANSWERS[:3])) for q in QUESTIONS[:2]]
+    backend.score(requests)  # keeps a bf16 prefix cache
+    model.float()
+    results = backend.score(requests)
+    for request, result in zip(requests, results, strict=True):
+        expected = [naive_score(backend, request.context, a) for a in request.continuations]
+        assert result.logprobs == pytest.approx(expected, abs=1e-4)  # a stale bf16 cache misses by ~1e-2
+    assert backend.prefix_store.cache is not None  # a new fp32 prefix cache is kept for the next call

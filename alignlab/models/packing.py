@@ -79,15 +79,20 @@ def _pack_rows(sizes: list[int], budget: int) -> list[list[int]]:
 class PrefixStore:
     """Keeps the KV cache of the last shared prefix, so consecutive calls with the same few-shot block
     (a study sends its requests in chunks) compute it once. Rows crop the cache back to the prefix after use.
-    Call ``clear()`` after changing the weights in place."""
+    A change of the model's dtype drops the cache by itself; call ``clear()`` after changing weights in place."""
 
     def __init__(self) -> None:
         self.key: tuple[int, ...] = ()
         self.cache = None
+        self.dtype: torch.dtype | None = None
 
     def get(self, model: torch.nn.Module, prefix: list[int], min_tokens: int, device: torch.device):
         """``(cache, length)`` for the longest usable start of ``prefix``: the kept cache, cropped if this call
         shares less of it, when at least ``min_tokens`` are shared; else a fresh forward over ``prefix``."""
+        dtype = next(model.parameters()).dtype
+        if dtype != self.dtype:  # a cache computed in another precision would silently skew every score
+            self.clear()
+            self.dtype = dtype
         shared = common_prefix_len(list(self.key), prefix)
         if self.cache is not None and shared >= min_tokens:
             if shared < len(self.key):
