@@ -18,7 +18,7 @@ def json_object(line: str, path: str | Path, number: int) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON ({err.msg} at column {err.colno})", path=path, line=number) from err
     if not isinstance(row, dict):
-        raise DataError(f"each line must be a JSON object, got {type(row).__name__}", path=path, line=number)
+        raise DataError(f"expected a JSON object, got {type(row).__name__}", path=path, line=number)
     return row
 
 

@@ -15,9 +15,10 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import json_object
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,7 @@ def _parse_line(line: str, path: Path, line_no: int) -> MCItem:
     def fail(problem: str, field: str | None = None) -> DataError:
         return DataError(problem, path=path, line=line_no, field=field)
 
-    try:
-        record: Any = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise fail(f"invalid JSON ({err.msg} at column {err.colno})") from err
-    if not isinstance(record, dict):
-        raise fail(f"expected a JSON object, got {type(record).__name__}")
+    record = json_object(line, path, line_no)
 
     for field in ("question", "choices", "answer"):
         if field not in record:

@@ -24,9 +24,10 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from alignlab.data.errors import DataError, DownloadError
+from alignlab.data.jsonl import json_object
 from alignlab.data.resolve import resolve_dataset
 
 Checker = Literal["alias", "integer"]
@@ -132,12 +133,7 @@ def _parse_line(line: str, path: Path, line_no: int, require_background: bool) -
     def fail(problem: str, field: str | None = None) -> DataError:
         return DataError(problem, path=path, line=line_no, field=field)
 
-    try:
-        record: Any = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise fail(f"invalid JSON ({err.msg} at column {err.colno})") from err
-    if not isinstance(record, dict):
-        raise fail(f"expected a JSON object, got {type(record).__name__}")
+    record = json_object(line, path, line_no)
     question, answers = record.get("question"), record.get("answers")
     if not isinstance(question, str) or not question.strip():
         raise fail("missing or not a non-empty string", "question")
