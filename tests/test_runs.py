@@ -84,3 +84,24 @@ def test_cli_bigbench_run_killed_with_sigkill_resumes_without_recomputing(tmp_pa
     summary = json.loads((run_dir / "summary.json").read_text())
     assert {t for t in summary["metrics"]} >= {f"hf:{tiny_dir}|hhh_alignment/harmless"}
     assert (run_dir / "report.html").exists() and (run_dir / "summary.md").exists()
+
+
+def test_evaluate_in_chunks_skips_items_whose_every_key_is_saved(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    run = Run.create("test", {}, root=tmp_path)
+    model = SimpleNamespace(spec="m", fingerprint_id="f", fingerprint={}, describe=lambda: {})
+    run.append([{"key": "a|x"}, {"key": "a|y"}, {"key": "b|x"}])  # b lacks its second record
+    calls: list[list[str]] = []
+    seen: list[tuple[str, int, int]] = []
+
+    def evaluate(chunk: list[str]) -> list[dict]:
+        calls.append(chunk)
+        return [{"key": f"{item}|{k}"} for item in chunk for k in "xy"]
+
+    run.evaluate_in_chunks(model, ["a", "b", "c"], lambda item: (f"{item}|x", f"{item}|y"), evaluate,
+                           chunk_size=1, progress=lambda *p: seen.append(p), label="study m")
+    assert calls == [["b"], ["c"]]
+    assert seen == [("study m", 1, 3), ("study m", 2, 3), ("study m", 3, 3)]
+    run.evaluate_in_chunks(model, ["a", "b", "c"], lambda item: f"{item}|x", evaluate)  # one key per item
+    assert calls == [["b"], ["c"]]  # everything is done: nothing evaluated again

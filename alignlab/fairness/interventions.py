@@ -128,24 +128,15 @@ def run_items(run: Run, models: Sequence[Model], items: dict[str, Sequence[Item]
               cot: CotSettings, chunk_size: int, progress: Progress | None = None) -> None:
     """Ask every item not yet in ``run`` under each intervention (``items``: intervention -> its items; CoT costs
     far more, so callers may give it fewer), one chunk at a time, appending each chunk's records."""
-    done = run.done_keys()
     for model in models:
-        run.record_model(model)
         for intervention, chosen in items.items():
-            label = f"{section} {model.spec} {intervention}"
-            todo = [it for it in chosen if sample_key(model, intervention, prompt_format, item_id(it)) not in done]
-            finished = len(chosen) - len(todo)
-            if progress:
-                progress(label, finished, len(chosen))
-            for start in range(0, len(todo), chunk_size):
-                chunk = todo[start:start + chunk_size]
-                answers = ask(model, [dialogue(it, intervention) for it in chunk], prompt_format, cot)
-                run.append([{"section": section, "model": model.spec,
-                             "key": sample_key(model, intervention, prompt_format, item_id(it)),
-                             "intervention": intervention, "prompt_format": prompt_format, "id": item_id(it),
-                             **record(it, a), "probs": list(a.probs), "logprobs": list(a.logprobs),
-                             "choice": int(np.argmax(a.probs)), "reasoning": a.reasoning, "prompt": a.prompt}
-                            for it, a in zip(chunk, answers, strict=True)])
-                finished += len(chunk)
-                if progress:
-                    progress(label, finished, len(chosen))
+            def evaluate(chunk: list[Item], m: Model = model, iv: str = intervention) -> list[dict[str, Any]]:
+                answers = ask(m, [dialogue(it, iv) for it in chunk], prompt_format, cot)
+                return [{"section": section, "model": m.spec, "key": sample_key(m, iv, prompt_format, item_id(it)),
+                         "intervention": iv, "prompt_format": prompt_format, "id": item_id(it), **record(it, a),
+                         "probs": list(a.probs), "logprobs": list(a.logprobs), "choice": int(np.argmax(a.probs)),
+                         "reasoning": a.reasoning, "prompt": a.prompt} for it, a in zip(chunk, answers, strict=True)]
+
+            run.evaluate_in_chunks(
+                model, chosen, lambda it, m=model, iv=intervention: sample_key(m, iv, prompt_format, item_id(it)),
+                evaluate, chunk_size=chunk_size, progress=progress, label=f"{section} {model.spec} {intervention}")

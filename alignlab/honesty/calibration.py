@@ -170,22 +170,17 @@ def run_calibration(run: Run, models: list[Model], config: CalibrationConfig,
             questions = random.Random(config.seed).sample(questions, config.max_items)
         for variant in config.variants:
             items += [(variant, it) for it in build_items(questions, variant, config.shots, config.seed)]
-    done = run.done_keys()
     for model in models:
-        run.record_model(model)
-        todo = [(v, it) for v, it in items if sample_key(model, it, v, config.shots) not in done]
-        finished = len(items) - len(todo)
-        for start in range(0, len(todo), config.chunk_size):
-            if progress:
-                progress(f"calibration {model.spec}", finished, len(items))
-            chunk = todo[start:start + config.chunk_size]
-            results = model.score([ScoreRequest(it["context"], tuple(it["options"])) for _, it in chunk])
-            run.append([_record(model, v, it, res.logprobs, config) for (v, it), res in zip(chunk, results,
-                                                                                             strict=True)])
-            finished += len(chunk)
-        if progress:
-            progress(f"calibration {model.spec}", finished, len(items))
+        run.evaluate_in_chunks(model, items, lambda vi, m=model: sample_key(m, vi[1], vi[0], config.shots),
+                               lambda chunk, m=model: _score_chunk(m, chunk, config), chunk_size=config.chunk_size,
+                               progress=progress, label=f"calibration {model.spec}")
     return summarize(run.samples(), config)
+
+
+def _score_chunk(model: Model, chunk: list[tuple[str, dict[str, Any]]], config: CalibrationConfig
+                 ) -> list[dict[str, Any]]:
+    results = model.score([ScoreRequest(it["context"], tuple(it["options"])) for _, it in chunk])
+    return [_record(model, v, it, res.logprobs, config) for (v, it), res in zip(chunk, results, strict=True)]
 
 
 def _record(model: Model, variant: str, item: dict[str, Any], logprobs: list[float], config: CalibrationConfig

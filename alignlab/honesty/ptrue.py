@@ -85,19 +85,10 @@ def run_ptrue(run: Run, models: list[Model], config: PTrueConfig,
     """Sample, grade (``grader``: a task-supplied checker, default normalised match) and score every question."""
     items = load_open_task(config.task, n=config.questions + config.answer_shots, seed=config.seed, data=config.data)
     shots, questions = split_shots(items, config.answer_shots)
-    done = run.done_keys()
     for model in models:
-        run.record_model(model)
-        todo = [q for q in questions if sample_key(model, config, q) not in done]
-        finished = len(questions) - len(todo)
-        for start in range(0, len(todo), config.chunk_size):
-            if progress:
-                progress(f"P(True) {model.spec}", finished, len(questions))
-            chunk = todo[start:start + config.chunk_size]
-            run.append(_evaluate_chunk(model, chunk, shots, config, grader))
-            finished += len(chunk)
-        if progress:
-            progress(f"P(True) {model.spec}", finished, len(questions))
+        run.evaluate_in_chunks(model, questions, lambda q, m=model: sample_key(m, config, q),
+                               lambda chunk, m=model: _evaluate_chunk(m, chunk, shots, config, grader),
+                               chunk_size=config.chunk_size, progress=progress, label=f"P(True) {model.spec}")
     return summarize(run.samples(), config)
 
 

@@ -44,10 +44,10 @@ def run_faithfulness(run: Run, models: Sequence[Model], config: FaithfulnessConf
         # the question record last: its key marks the question as done
         return sorted(records, key=lambda r: r["sample"] == "question")
 
-    def done(model: Model, q: Question, keys: set[str]) -> bool:
-        return question_key(model, "faithfulness", q.id) in keys
+    def keys(model: Model, q: Question) -> str:
+        return question_key(model, "faithfulness", q.id)
 
-    _run(run, models, questions, config.chunk_size, chunk, done, progress)
+    _run(run, models, questions, config.chunk_size, chunk, keys, progress)
     return summarize_faithfulness(run.samples(), FAITHFULNESS_SECTION, config)
 
 
@@ -68,26 +68,17 @@ def run_decomposition(run: Run, models: Sequence[Model], config: DecomposeConfig
                      key=key_of(model, r["question_id"], r["method"], r["bias"]))
         return records
 
-    def done(model: Model, q: Question, keys: set[str]) -> bool:
-        return all(key_of(model, q.id, c.method, c.bias) in keys for c in build_contexts([q], config))
+    def keys(model: Model, q: Question) -> tuple[str, ...]:
+        return tuple(key_of(model, q.id, c.method, c.bias) for c in build_contexts([q], config))
 
-    _run(run, models, questions, config.chunk_size, chunk, done, progress)
+    _run(run, models, questions, config.chunk_size, chunk, keys, progress)
     return summarize_decomposition(run.samples(), DECOMPOSITION_SECTION, config)
 
 
 def _run(run: Run, models: Sequence[Model], questions: list[Question], chunk_size: int,
          chunk: Callable[[Model, list[Question]], list[dict[str, Any]]],
-         done: Callable[[Model, Question, set[str]], bool], progress: Progress | None) -> None:
-    keys = run.done_keys()
+         keys: Callable[[Model, Question], str | tuple[str, ...]], progress: Progress | None) -> None:
+    """Each model on every question whose records (``keys``) are not all in ``run`` yet, a chunk at a time."""
     for model in models:
-        run.record_model(model)
-        todo = [q for q in questions if not done(model, q, keys)]
-        finished = len(questions) - len(todo)
-        if progress:
-            progress(f"{model.spec}: questions", finished, len(questions))
-        for start in range(0, len(todo), chunk_size):
-            part = todo[start:start + chunk_size]
-            run.append(chunk(model, part))
-            finished += len(part)
-            if progress:
-                progress(f"{model.spec}: questions", finished, len(questions))
+        run.evaluate_in_chunks(model, questions, lambda q, m=model: keys(m, q), lambda qs, m=model: chunk(m, qs),
+                               chunk_size=chunk_size, progress=progress, label=f"{model.spec}: questions")

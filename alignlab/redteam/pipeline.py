@@ -183,20 +183,11 @@ def conv_key(target: Target, attack_id: str) -> str:
 def play(run: Run, config: RedteamConfig, res: Resources, attacks: list[A.Attack],
          progress: Progress | None = None) -> None:
     """Each attack against each target for ``config.turns`` turns: one generate call per turn per chunk."""
-    done = run.done_keys()
     for target in config.target_list():
         model = res.model(target.model)
-        run.record_model(model)
-        todo = [a for a in attacks if conv_key(target, a.id) not in done]
-        finished = len(attacks) - len(todo)
-        if progress:
-            progress(f"attack {target.label}", finished, len(attacks))
-        for start in range(0, len(todo), config.chunk_size):
-            chunk = todo[start:start + config.chunk_size]
-            run.append(_play_chunk(config, res, target, model, chunk))
-            finished += len(chunk)
-            if progress:
-                progress(f"attack {target.label}", finished, len(attacks))
+        run.evaluate_in_chunks(model, attacks, lambda a, t=target: conv_key(t, a.id),
+                               lambda chunk, t=target, m=model: _play_chunk(config, res, t, m, chunk),
+                               chunk_size=config.chunk_size, progress=progress, label=f"attack {target.label}")
 
 
 def _play_chunk(config: RedteamConfig, res: Resources, target: Target, model: Model, chunk: list[A.Attack]

@@ -112,23 +112,31 @@ class Run:
     def done_keys(self) -> set[str]:
         return {s["key"] for s in self.samples() if "key" in s}
 
-    def evaluate_in_chunks(self, model: Any, items: Sequence[T], key: Callable[[T], str],
+    def evaluate_in_chunks(self, model: Any, items: Sequence[T], key: Callable[[T], str | tuple[str, ...]],
                            evaluate: Callable[[list[T]], list[dict[str, Any]]], *, chunk_size: int = 32,
-                           progress: Callable[[str, int, int], None] | None = None) -> None:
-        """Evaluate the items whose ``key`` is not done yet, ``chunk_size`` per call, appending each chunk's
-        records as it finishes (so a crash loses at most one chunk); records ``model`` in the manifest first."""
+                           progress: Callable[[str, int, int], None] | None = None, label: str | None = None) -> None:
+        """Evaluate the items not done yet, ``chunk_size`` per call, appending each chunk's records as it finishes
+        (so a crash loses at most one chunk); records ``model`` in the manifest first. An item is done when its
+        ``key`` (or each of its keys, for an item that writes several records) is in the samples. ``label`` names
+        the progress bar (default: the model spec)."""
         self.record_model(model)
         done = self.done_keys()
-        todo = [item for item in items if key(item) not in done]
+
+        def pending(item: T) -> bool:
+            keys = key(item)
+            return any(k not in done for k in ((keys,) if isinstance(keys, str) else keys))
+
+        todo = [item for item in items if pending(item)]
+        label = label or model.spec
         finished = len(items) - len(todo)
         if progress:
-            progress(model.spec, finished, len(items))
+            progress(label, finished, len(items))
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
             self.append(evaluate(chunk))
             finished += len(chunk)
             if progress:
-                progress(model.spec, finished, len(items))
+                progress(label, finished, len(items))
 
     def finish(self, summary: dict[str, Any]) -> None:
         _write_json(self.path / "summary.json", summary)
