@@ -34,7 +34,8 @@ def main(cfg: dict, device: str, out: Path) -> None:
         t0, c0 = time.perf_counter(), time.process_time()
         pre = Preconditioner(factors.to(device), damping_factor=0.1)
         q_batches = make_batches(queries, list(range(len(queries))), cfg["query_batch"], 0)
-        scores = pairwise_scores(model, tracked, batches, precondition_queries(model, pre, q_batches)).total
+        scores = pairwise_scores(model, tracked, batches, precondition_queries(model, pre, q_batches),
+                                 head=factors.head).total
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         timings["pairwise scores"], cpu_timings["pairwise scores"] = time.perf_counter() - t0, time.process_time() - c0

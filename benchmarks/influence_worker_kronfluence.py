@@ -2,8 +2,9 @@
 
     python influence_worker_kronfluence.py CONFIG_JSON DEVICE OUT.json
 
-Runs ``alignlab.influence.baseline.kronfluence_scores``: EK-FAC, sampled labels (the same seeded draws as the
-alignlab worker), ``damping_factor=None`` (= 0.1 x mean(Λ)), full-rank pairwise scores.
+Runs ``alignlab.influence.baseline.kronfluence_scores``: EK-FAC, sampled labels (``torch.multinomial`` as in
+kronfluence's examples, or with ``--kronfluence-sampler alignlab`` the alignlab worker's very draws),
+``damping_factor=None`` (= 0.1 x mean(Λ)), full-rank pairwise scores.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def main(cfg: dict, device: str, out: Path) -> None:
     start, cpu_start = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         result = kronfluence_scores(model, names, train, queries, [0] * len(queries), Path(tmp), empirical=False,
-                                    batch_size=cfg["batch"], query_batch_size=cfg["query_batch"])
+                                    batch_size=cfg["batch"], query_batch_size=cfg["query_batch"],
+                                    sampler=cfg.get("sampler", "multinomial"))
     timings, cpu_timings = result["timings"], result["cpu_timings"]
     timings["end to end"], cpu_timings["end to end"] = time.perf_counter() - start, time.process_time() - cpu_start
     write_result(out, timings, cpu_timings, result["scores"], device)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+from alignlab.influence import factors
 from alignlab.influence.data import make_batches, summed_loss
 from alignlab.influence.factors import FactorConfig, accumulate_outer, eigendecompose, n_blocks
 from alignlab.influence.modules import find_tracked
@@ -122,6 +123,15 @@ def test_accumulated_covariance_is_the_full_outer_product(blocks):
     dense = torch.block_diag(*[q.double() @ torch.diag(e.double()) @ q.double().T
                                for q, e in zip(vectors, values, strict=True)])
     torch.testing.assert_close(dense, expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("upper", [factors._syrk_upper, factors._panels_upper])
+def test_upper_triangle_updates_match_the_dense_product(upper):
+    x = torch.randn(40, 300, generator=torch.Generator().manual_seed(1))  # 300 >= 2 panels of 128
+    acc = torch.full((300, 300), 0.5)
+    upper(acc, x)
+    expected = 0.5 + x.double().T @ x.double()
+    torch.testing.assert_close(acc.double().triu(), expected.triu(), rtol=1e-5, atol=1e-4)
 
 
 def test_shared_inputs_share_one_activation_factor():

@@ -31,11 +31,23 @@ class _Rows(torch.utils.data.Dataset):
         return self.items[i]
 
 
-def _loss(model: torch.nn.Module, batch: dict[str, Any], sample: bool, seed: int) -> torch.Tensor:
+def _loss(model: torch.nn.Module, batch: dict[str, Any], sample: bool, seed: int, sampler: str) -> torch.Tensor:
+    """The loss a kronfluence user writes in ``Task.compute_train_loss``: logits sliced and cross entropy; sampled
+    labels by ``torch.multinomial`` over the softmax, as kronfluence's examples do, or with ``sampler="alignlab"``
+    our draws exactly (same seeds, same inverse-CDF sampler, so both fits see identical labels)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
     labels = batch["labels"][:, 1:]
     if sample:
-        labels = sample_labels(logits.detach(), labels, [int(i) for i in batch["index"]], seed)
+        rows = [int(i) for i in batch["index"]]
+        probs = torch.softmax(logits.detach(), dim=-1)
+        if sampler == "alignlab":
+            labels = sample_labels(probs, labels, rows, seed)
+        else:
+            labels = labels.clone()
+            for r, row in enumerate(rows):
+                gen = torch.Generator(device=probs.device).manual_seed(seed * 1_000_003 + row)
+                drawn = torch.multinomial(probs[r], 1, generator=gen).squeeze(-1)
+                labels[r] = torch.where(labels[r] == IGNORE, labels[r], drawn)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE,
                            reduction="sum")
 
@@ -43,18 +55,22 @@ def _loss(model: torch.nn.Module, batch: dict[str, Any], sample: bool, seed: int
 def kronfluence_scores(model: torch.nn.Module, module_names: list[str], train: Sequence[Sequence[int]],
                        queries: Sequence[Sequence[int]], query_starts: Sequence[int], out_dir: Path, *,
                        empirical: bool = True, batch_size: int = 8, query_batch_size: int = 8,
-                       rank: int | None = None, seed: int = 0, pad_id: int = 0) -> dict[str, Any]:
-    """Fit EK-FAC factors and pairwise scores with kronfluence; returns ``scores [Q, N]`` and phase timings."""
+                       rank: int | None = None, seed: int = 0, pad_id: int = 0,
+                       sampler: str = "multinomial") -> dict[str, Any]:
+    """Fit EK-FAC factors and pairwise scores with kronfluence; returns ``scores [Q, N]`` and phase timings.
+    ``sampler`` (sampled Fisher only): ``"multinomial"`` (kronfluence's recipe) or ``"alignlab"`` (our draws)."""
+    if sampler not in ("multinomial", "alignlab"):
+        raise ValueError(f"sampler must be 'multinomial' or 'alignlab', not {sampler!r}")
     from kronfluence.analyzer import Analyzer, prepare_model
     from kronfluence.arguments import FactorArguments, ScoreArguments
     from kronfluence.task import Task
 
     class LMTask(Task):
         def compute_train_loss(self, batch: Any, model: torch.nn.Module, sample: bool = False) -> torch.Tensor:
-            return _loss(model, batch, sample, seed)
+            return _loss(model, batch, sample, seed, sampler)
 
         def compute_measurement(self, batch: Any, model: torch.nn.Module) -> torch.Tensor:
-            return _loss(model, batch, False, seed)
+            return _loss(model, batch, False, seed, sampler)
 
         def get_influence_tracked_modules(self) -> list[str]:
             return module_names

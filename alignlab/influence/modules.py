@@ -149,13 +149,12 @@ class Recorder:
         modules = dict(self.model.named_modules())
         for info in self.tracked:
             self._handles.append(modules[info.name].register_forward_hook(self._forward_hook(info)))
-        # Gradients are needed only w.r.t. activations: freeze every weight (saves the weight-gradient GEMMs)
-        # and let the embedding output carry requires_grad so backward reaches the first tracked layer.
+        # Gradients are needed only w.r.t. the tracked layers' outputs: freeze every weight (saves the
+        # weight-gradient GEMMs); the forward hook makes the first tracked outputs leaves that require grad, so
+        # backward stops there instead of running through the layers below (and the embeddings).
         for name, p in self.model.named_parameters():
             self._saved_grad[name] = p.requires_grad
             p.requires_grad_(False)
-        embed = self.model.get_input_embeddings()
-        self._handles.append(embed.register_forward_hook(lambda _m, _i, out: out.requires_grad_(True)))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -182,7 +181,9 @@ class Recorder:
             self.fired.add(info.name)
             if self.on_activation is not None and info.group == info.name:
                 self.on_activation(info, a)
-            if self.on_gradient is not None and out.requires_grad:
+            if not out.requires_grad:
+                out.requires_grad_(True)  # a leaf: nothing below it needs a gradient
+            if self.on_gradient is not None:
                 def grad_hook(g: torch.Tensor) -> None:
                     g = g.detach()
                     if self.mask is not None:

@@ -52,7 +52,7 @@ def _scores_over(model: torch.nn.Module, pre: Preconditioner, seqs: Sequence[Seq
     batches = make_batches(seqs, mine, batch_size, pad_id)
     if batches:
         part = pairwise_scores(model, pre.factors.tracked, batches, queries, per_token=per_token,
-                               progress=progress, label=label)
+                               progress=progress, label=label, head=pre.factors.head)
         part = PairwiseScores(part.total.cpu(), {k: v.cpu() for k, v in part.per_layer.items()},
                               None if part.per_token is None else part.per_token.cpu())
     else:

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import torch
 
 from alignlab.influence.data import Batch, summed_loss
-from alignlab.influence.factors import rotate, rotate_matrix, sequence_outer
+from alignlab.influence.factors import rotate_matrix, rotated_outer, sequence_outer
+from alignlab.influence.head import HeadCache, backward_loss
 from alignlab.influence.modules import Recorder, TrackedModule
 from alignlab.influence.store import Factors
 
@@ -45,26 +46,35 @@ class Preconditioner:
 
     def apply(self, name: str, v: torch.Tensor) -> torch.Tensor:
         """``(Ĝ + λI)⁻¹ V`` for ``V`` ``[..., d_out, d_in]``."""
-        t = self.factors.tracked[[m.name for m in self.factors.tracked].index(name)]
-        qs, qa = self.factors.qs[name], self.factors.qa[t.group]
-        return rotate_matrix(rotate_matrix(v, qs, qa) * self.inverse[name], qs, qa, back=True)
+        return self.apply_rotated(name, rotate_matrix(v, self.factors.qs[name], self._qa(name)))
+
+    def apply_rotated(self, name: str, v_rot: torch.Tensor) -> torch.Tensor:
+        """``(Ĝ + λI)⁻¹ V`` from ``V`` already in the eigenbasis (``Q_Sᵀ V Q_A``)."""
+        return rotate_matrix(v_rot * self.inverse[name], self.factors.qs[name], self._qa(name), back=True)
+
+    def _qa(self, name: str) -> torch.Tensor:
+        group = next(t.group for t in self.factors.tracked if t.name == name)
+        return self.factors.qa[group]
 
 
-def sequence_gradients(model: torch.nn.Module, tracked: Sequence[TrackedModule], batches: Sequence[Batch]
-                       ) -> dict[str, torch.Tensor]:
-    """Per-sequence gradients ``[N, d_out, d_in]`` of the summed loss (labels as given: data or completion)."""
+def rotated_gradients(model: torch.nn.Module, factors: Factors, batches: Sequence[Batch]) -> dict[str, torch.Tensor]:
+    """Per-sequence gradients in the eigenbasis, ``Q_Sᵀ G Q_A`` ``[N, d_out, d_in]``, of the summed loss (labels as
+    given: data or completion), rotated token by token (:func:`rotated_outer`)."""
     device = next(model.parameters()).device
-    grads: dict[str, list[torch.Tensor]] = {t.name: [] for t in tracked}
+    grads: dict[str, list[torch.Tensor]] = {t.name: [] for t in factors.tracked}
+    shared: dict[int, torch.Tensor] = {}
 
     def on_gradient(info: TrackedModule, a: torch.Tensor, g: torch.Tensor) -> None:
-        grads[info.name].append(sequence_outer(g.float(), a.float()))
+        grads[info.name].append(rotated_outer(a, g, factors.qa[info.group], factors.qs[info.name], shared))
 
-    with Recorder(model, list(tracked), on_gradient=on_gradient) as rec:
+    with Recorder(model, list(factors.tracked), on_gradient=on_gradient) as rec:
         for batch in batches:
             batch = batch.to(device)
             rec.begin(batch.attention_mask)
+            shared.clear()
             summed_loss(model, batch).backward()
             rec.check_fired()
+    shared.clear()
     return {k: torch.cat(v) for k, v in grads.items()}
 
 
@@ -85,14 +95,14 @@ class QueryGradients:
 def precondition_queries(model: torch.nn.Module, pre: Preconditioner, batches: Sequence[Batch],
                          rank: int | None = None, oversample: int = 10, seed: int = 0) -> QueryGradients:
     """Query gradients of the measurement, preconditioned; rank r kept where ``min(O, I) > r``."""
-    grads = sequence_gradients(model, pre.factors.tracked, batches)
+    grads = rotated_gradients(model, pre.factors, batches)
     out = QueryGradients()
     for name in list(grads):
-        p = pre.apply(name, grads.pop(name))  # free each raw gradient as soon as it is preconditioned
+        p = pre.apply_rotated(name, grads.pop(name))  # free each gradient as soon as it is preconditioned
         if rank is None or min(p.shape[1:]) <= rank:
-            out.full[name] = p
+            out.full[name] = p.contiguous()  # the rotations leave a transposed view; every batch flattens it
         else:
-            out.left[name], out.right[name] = low_rank(p, rank, oversample, seed)
+            out.left[name], out.right[name] = (x.contiguous() for x in low_rank(p, rank, oversample, seed))
     return out
 
 
@@ -145,8 +155,10 @@ def _contract(a: torch.Tensor, g: torch.Tensor, q: QueryGradients, name: str, pe
 
 def pairwise_scores(model: torch.nn.Module, tracked: Sequence[TrackedModule], batches: Sequence[Batch],
                     queries: QueryGradients, *, per_token: bool = False, max_grad_elems: int = 2**27,
-                    progress: Progress | None = None, label: str = "pairwise scores") -> PairwiseScores:
-    """Scores of every query against the training batches (rows in batch order) with one pass over them."""
+                    progress: Progress | None = None, label: str = "pairwise scores",
+                    head: HeadCache | None = None) -> PairwiseScores:
+    """Scores of every query against the training batches (rows in batch order) with one pass over them
+    (``head``: the fit's output-layer cache, which lets covered rows skip the output layer)."""
     device = next(model.parameters()).device
     layer_parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in tracked}
     token_parts: list[torch.Tensor] = []
@@ -163,7 +175,7 @@ def pairwise_scores(model: torch.nn.Module, tracked: Sequence[TrackedModule], ba
         for k, batch in enumerate(batches):
             batch = batch.to(device)
             rec.begin(batch.attention_mask)
-            summed_loss(model, batch).backward()
+            backward_loss(model, batch, cache=head)
             rec.check_fired()
             if per_token:
                 tok = current.pop("tok")
@@ -183,8 +195,10 @@ def self_influence(model: torch.nn.Module, pre: Preconditioner, batches: Sequenc
     parts: list[torch.Tensor] = []
     current: dict[str, torch.Tensor] = {}
 
+    shared: dict[int, torch.Tensor] = {}
+
     def on_gradient(info: TrackedModule, a: torch.Tensor, g: torch.Tensor) -> None:
-        rot = sequence_outer(rotate(g.float(), factors.qs[info.name]), rotate(a.float(), factors.qa[info.group]))
+        rot = rotated_outer(a, g, factors.qa[info.group], factors.qs[info.name], shared)
         value = (rot.square() * pre.inverse[info.name]).sum((1, 2))
         current["s"] = current["s"] + value if "s" in current else value
 
@@ -192,7 +206,8 @@ def self_influence(model: torch.nn.Module, pre: Preconditioner, batches: Sequenc
         for k, batch in enumerate(batches):
             batch = batch.to(device)
             rec.begin(batch.attention_mask)
-            summed_loss(model, batch).backward()
+            shared.clear()
+            backward_loss(model, batch, cache=factors.head)
             rec.check_fired()
             parts.append(current.pop("s"))
             if progress:

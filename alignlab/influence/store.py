@@ -5,6 +5,7 @@ Layout of a factors folder::
     factors.json                 config, tracked layers, caller's identity (model, data), timings, status
     act-<group>.safetensors      eigenvalues + eigenvectors of A (one file per shared-input group)
     grad-<layer>.safetensors     eigenvalues + eigenvectors of S, Λ (mean over sequences), counts
+    head.safetensors             the output layer's softmax term per training row (head.py; when it fits)
     cov-<pass>.safetensors       covariances of an unfinished pass (deleted when the pass completes)
 
 Layers are fitted in passes of ``layers_per_pass`` transformer layers (all at once by default); a restarted
@@ -28,9 +29,11 @@ from safetensors.torch import load_file, save_file
 from alignlab.influence import distributed as dist
 from alignlab.influence.data import Batch
 from alignlab.influence.factors import FactorConfig, correction_pass, covariance_pass, eigendecompose
+from alignlab.influence.head import HeadCache
 from alignlab.influence.modules import TrackedModule
 
 Progress = Callable[[str, int, int], None]
+HEAD_FILE = "head.safetensors"
 
 
 @dataclass
@@ -44,12 +47,13 @@ class Factors:
     es: dict[str, torch.Tensor]
     lam: dict[str, torch.Tensor]
     meta: dict[str, Any] = field(default_factory=dict)
+    head: HeadCache | None = None  # the output layer's softmax term per training row (head.py), if kept
 
     def to(self, device: str | torch.device) -> Factors:
         def move(d: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             return {k: v.to(device) for k, v in d.items()}
         return Factors(self.tracked, move(self.qa), move(self.ea), move(self.qs), move(self.es), move(self.lam),
-                       self.meta)
+                       self.meta, self.head)
 
 
 def layer_index(name: str) -> int:
@@ -121,6 +125,7 @@ def fit_factors(model: torch.nn.Module, tracked: list[TrackedModule], batches: S
         _write_meta(folder, meta)
     clock = _Clock(meta["timings"], meta["cpu_timings"])
     device = next(model.parameters()).device
+    head = HeadCache(config.head_cache_mib * 2**20) if config.head_cache_mib > 0 else None
     for p, part in enumerate(partitions(tracked, config.layers_per_pass)):
         if all((folder / f"grad-{_safe(t.name)}.safetensors").exists() for t in part):
             continue
@@ -132,7 +137,7 @@ def fit_factors(model: torch.nn.Module, tracked: list[TrackedModule], batches: S
             grads = {k[2:]: v for k, v in saved.items() if k.startswith("S/")}
             tokens = float(saved["tokens"])
         else:
-            acts, grads, tokens = covariance_pass(model, part, batches, config, progress)
+            acts, grads, tokens = covariance_pass(model, part, batches, config, progress, head)
             if is_main:
                 _save({f"A/{k}": v for k, v in acts.items()} | {f"S/{k}": v for k, v in grads.items()}
                       | {"tokens": torch.tensor(tokens, dtype=torch.float64)}, cov_path)
@@ -143,7 +148,7 @@ def fit_factors(model: torch.nn.Module, tracked: list[TrackedModule], batches: S
         clock.stop("eigendecomposition")
         qa = {g: v for g, (_, v) in eig_a.items()}
         qs = {n: v for n, (_, v) in eig_s.items()}
-        lam, sequences = correction_pass(model, part, batches, qa, qs, config, progress)
+        lam, sequences = correction_pass(model, part, batches, qa, qs, config, progress, head)
         clock.stop("correction")
         if is_main:
             for g, (values, vectors) in eig_a.items():
@@ -159,6 +164,8 @@ def fit_factors(model: torch.nn.Module, tracked: list[TrackedModule], batches: S
         dist.barrier()
     meta["status"] = "complete"
     if is_main:
+        if head is not None and head.rows:
+            head.save(folder / HEAD_FILE)
         _write_meta(folder, meta)
     dist.barrier()
     return load_factors(folder)
@@ -181,4 +188,6 @@ def load_factors(folder: Path) -> Factors:
         if t.group not in out.qa:
             act = load_file(str(folder / f"act-{_safe(t.group)}.safetensors"))
             out.qa[t.group], out.ea[t.group] = act["eigenvectors"], act["eigenvalues"]
+    if (folder / HEAD_FILE).exists():
+        out.head = HeadCache.load(folder / HEAD_FILE)
     return out
