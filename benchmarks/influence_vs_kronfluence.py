@@ -15,7 +15,7 @@ Prints each phase's wall time, the end-to-end ratio, peak RSS (and peak GPU memo
 of the two score matrices, against the targets (>= 1.5x faster end to end, no more peak memory, r >= 0.99).
 
     python benchmarks/influence_vs_kronfluence.py [--large] [--device cpu|cuda] [--sequences N] [--budget S]
-        [--kronfluence-sampler multinomial|alignlab] [--out FILE]
+        [--kronfluence-sampler multinomial|alignlab] [--head-cache-mib N] [--out FILE]
 """
 
 from __future__ import annotations
@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=None, help="override the tokens per sequence")
     parser.add_argument("--budget", type=int, default=7200,
                         help="seconds for both libraries: alignlab runs first with 45%%, kronfluence gets the rest")
+    parser.add_argument("--head-cache-mib", type=int, default=None,
+                        help="alignlab output-layer cache budget, FactorConfig.head_cache_mib (default: its default)")
     parser.add_argument("--kronfluence-sampler", choices=("multinomial", "alignlab"), default="multinomial",
                         help="how kronfluence's task draws labels (default: torch.multinomial, as its examples)")
     parser.add_argument("--out", type=Path, default=None, help="also write the results as JSON here")
@@ -161,6 +163,8 @@ def main() -> None:
     scaled = (cfg["sequences"], cfg["length"]) != full
     cfg["queries"] = min(cfg["queries"], cfg["sequences"])
     cfg["sampler"] = args.kronfluence_sampler
+    if args.head_cache_mib is not None:
+        cfg["head_cache_mib"] = args.head_cache_mib
     device = args.device or ("cuda" if args.large else "cpu")
     results, start = {}, time.monotonic()
     for name in ("alignlab", "kronfluence"):

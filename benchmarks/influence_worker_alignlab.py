@@ -28,7 +28,8 @@ def main(cfg: dict, device: str, out: Path) -> None:
     tracked = find_tracked(model, torch.tensor([train[0][:8]]), scope="mlp")
     batches = make_batches(train, list(range(len(train))), cfg["batch"], 0)
     with tempfile.TemporaryDirectory() as tmp:
-        factors = fit_factors(model, tracked, batches, FactorConfig(fisher="sampled", batch_size=cfg["batch"]),
+        factors = fit_factors(model, tracked, batches, FactorConfig(fisher="sampled", batch_size=cfg["batch"],
+                                                                        **head_budget(cfg)),
                               Path(tmp))
         timings, cpu_timings = dict(factors.meta["timings"]), dict(factors.meta["cpu_timings"])
         t0, c0 = time.perf_counter(), time.process_time()
@@ -41,6 +42,11 @@ def main(cfg: dict, device: str, out: Path) -> None:
         timings["pairwise scores"], cpu_timings["pairwise scores"] = time.perf_counter() - t0, time.process_time() - c0
     timings["end to end"], cpu_timings["end to end"] = time.perf_counter() - start, time.process_time() - cpu_start
     write_result(out, timings, cpu_timings, scores, device)
+
+
+def head_budget(cfg: dict) -> dict:
+    """The output-layer cache budget the run asked for (``--head-cache-mib``), else the library default."""
+    return {"head_cache_mib": cfg["head_cache_mib"]} if "head_cache_mib" in cfg else {}
 
 
 if __name__ == "__main__":

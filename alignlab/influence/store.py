@@ -168,11 +168,15 @@ def fit_factors(model: torch.nn.Module, tracked: list[TrackedModule], batches: S
             head.save(folder / HEAD_FILE)
         _write_meta(folder, meta)
     dist.barrier()
-    return load_factors(folder)
+    kept = head is not None and bool(head.rows)
+    factors = load_factors(folder, load_head=not kept)
+    if kept:
+        factors.head = head  # this process's rows, already in memory (rank 0 saved its own)
+    return factors
 
 
-def load_factors(folder: Path) -> Factors:
-    """Read a complete factors folder (CPU tensors)."""
+def load_factors(folder: Path, load_head: bool = True) -> Factors:
+    """Read a complete factors folder (CPU tensors); ``load_head`` also reads the output-layer cache if saved."""
     meta_path = folder / "factors.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{meta_path} not found: {folder} is not a factors folder")
@@ -188,6 +192,6 @@ def load_factors(folder: Path) -> Factors:
         if t.group not in out.qa:
             act = load_file(str(folder / f"act-{_safe(t.group)}.safetensors"))
             out.qa[t.group], out.ea[t.group] = act["eigenvectors"], act["eigenvalues"]
-    if (folder / HEAD_FILE).exists():
+    if load_head and (folder / HEAD_FILE).exists():
         out.head = HeadCache.load(folder / HEAD_FILE)
     return out
