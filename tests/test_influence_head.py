@@ -47,9 +47,11 @@ def test_cached_backward_equals_the_plain_loss(sample):
     filling = layer_grads(model, lambda: backward_loss(model, batch, sample=sample, seed=2, cache=cache))
     assert sorted(cache.rows) == [0, 3, 5]
     cached = layer_grads(model, lambda: backward_loss(model, batch, sample=sample, seed=2, cache=cache))
-    for p, f, c in zip(plain, filling, cached, strict=True):
+    row_by_row = layer_grads(model, lambda: backward_loss(model, batch, sample=sample, seed=2, chunk_elems=1))
+    for p, f, c, r in zip(plain, filling, cached, row_by_row, strict=True):
         torch.testing.assert_close(f, p, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(c, p, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(r, p, rtol=1e-5, atol=1e-6)
 
 
 def test_a_sampled_cache_serves_data_labels_and_rows_in_another_batching():
