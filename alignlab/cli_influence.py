@@ -48,6 +48,9 @@ def fit(
                                                                                   "pass (less memory).")] = None,
     batch_size: BatchOpt = 8,
     seed: Annotated[int, typer.Option("--seed", help="Seeds the sampled labels.")] = 0,
+    head_cache_mib: Annotated[int, typer.Option("--head-cache-mib", help="CPU: keep the output layer's softmax term "
+                                                "per training row up to this size, so later passes skip the output "
+                                                "layer (exact; 0: off).")] = 1024,
     dtype: DtypeOpt = "float32",
     device: DeviceOpt = "auto",
     out: OutOpt = Path("runs"),
@@ -70,7 +73,7 @@ def fit(
                 _fail("name the training file with --train (or use --resume)")
             config = FactorConfig(scope=modules, pattern=pattern, fisher=fisher, block_size=block_size,  # type: ignore
                                   batch_size=batch_size, max_length=max_length, max_sequences=max_sequences,
-                                  layers_per_pass=layers_per_pass, seed=seed)
+                                  layers_per_pass=layers_per_pass, seed=seed, head_cache_mib=head_cache_mib)
             if dist.rank() == 0:
                 state["run"] = Run.create("influence", {"kind": "fit", "model": model, "dtype": dtype,
                                                         "train": str(train.resolve()),

@@ -88,6 +88,11 @@ def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, folder / "factors.json")
 
 
+def _comparable(value: Any) -> Any:
+    """A recorded setting as compared on resume: the output-layer cache budget changes speed, not results."""
+    return {k: v for k, v in value.items() if k != "head_cache_mib"} if isinstance(value, dict) else value
+
+
 class _Clock:
     """Adds wall and process-CPU seconds per phase (CPU time is less sensitive to other load on shared cores)."""
 
@@ -117,7 +122,7 @@ def fit_factors(model: torch.nn.Module, tracked: list[TrackedModule], batches: S
     if meta_path.exists():
         old = json.loads(meta_path.read_text(encoding="utf-8"))
         for key in ("config", "tracked", "identity"):
-            if old.get(key) != json.loads(json.dumps(meta[key], default=str)):
+            if _comparable(old.get(key)) != _comparable(json.loads(json.dumps(meta[key], default=str))):
                 raise ValueError(f"{meta_path}: '{key}' differs from this fit; use a new folder")
         meta["timings"], meta["cpu_timings"] = old.get("timings", {}), old.get("cpu_timings", {})
     is_main = dist.rank() == 0
