@@ -29,6 +29,7 @@ def _fit(tmp_path, tiny_dir):
 def test_fit_then_query_writes_report_and_resumes(tmp_path, tiny_dir):
     fit_run = _fit(tmp_path, tiny_dir)
     assert (fit_run / "factors" / "factors.json").exists()
+    assert (fit_run / "factors" / "head.safetensors").exists()  # the output-layer cache the query reuses
     fit_summary = json.loads((fit_run / "summary.json").read_text())
     layers = fit_summary["sections"][0]["tables"][0]["rows"]
     assert len(layers) == 6 and all(row[3] > 0 for row in layers)  # 2 layers x gate/up/down, damping written
