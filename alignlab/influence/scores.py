@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from alignlab.influence.data import Batch, summed_loss
+from alignlab.influence.data import Batch
 from alignlab.influence.factors import rotate_matrix, rotated_outer, sequence_outer
 from alignlab.influence.head import HeadCache, backward_loss
 from alignlab.influence.modules import Recorder, TrackedModule
@@ -72,7 +72,7 @@ def rotated_gradients(model: torch.nn.Module, factors: Factors, batches: Sequenc
             batch = batch.to(device)
             rec.begin(batch.attention_mask)
             shared.clear()
-            summed_loss(model, batch).backward()
+            backward_loss(model, batch)
             rec.check_fired()
     shared.clear()
     return {k: torch.cat(v) for k, v in grads.items()}
