@@ -217,11 +217,7 @@ def covariance_pass(model: torch.nn.Module, tracked: Sequence[TrackedModule], ba
 
     tokens = torch.zeros((), device=device, dtype=torch.float64)
     with Recorder(model, list(tracked), on_activation=on_activation, on_gradient=on_gradient) as rec:
-        for i, batch in enumerate(batches):
-            batch = batch.to(device)
-            rec.begin(batch.attention_mask)
-            _backward(model, batch, config, head)
-            rec.check_fired()
+        for i, batch in enumerate(rec.run(batches, lambda b: _backward(model, b, config, head))):
             tokens += batch.attention_mask.sum()
             if progress:
                 progress("covariances", i + 1, len(batches))
@@ -243,17 +239,11 @@ def correction_pass(model: torch.nn.Module, tracked: Sequence[TrackedModule], ba
         add_squares(lam[info.name], rotated_outer(a, g, qa[info.group], qs[info.name], rotated))
 
     sequences = torch.zeros((), device=device, dtype=torch.float64)
-    with Recorder(model, list(tracked), on_gradient=on_gradient) as rec:
-        for i, batch in enumerate(batches):
-            batch = batch.to(device)
-            rec.begin(batch.attention_mask)
-            rotated.clear()
-            _backward(model, batch, config, head)
-            rec.check_fired()
+    with Recorder(model, list(tracked), on_gradient=on_gradient, scratch=rotated) as rec:
+        for i, batch in enumerate(rec.run(batches, lambda b: _backward(model, b, config, head))):
             sequences += len(batch.index)
             if progress:
                 progress("eigenvalue correction", i + 1, len(batches))
-    rotated.clear()
     totals = {f"L/{k}": v for k, v in lam.items()} | {"n": sequences}
     dist.sum_tensors(totals)
     return lam, float(sequences)

@@ -17,12 +17,15 @@ import ctypes
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from alignlab.influence.data import Batch
 
 SCOPES = {
     "mlp": r"(^|\.)(mlp|feed_forward|ffn)\.",
@@ -149,7 +152,7 @@ class Recorder:
     """
 
     def __init__(self, model: nn.Module, tracked: list[TrackedModule], *, on_activation: Callable | None = None,
-                 on_gradient: Callback | None = None) -> None:
+                 on_gradient: Callback | None = None, scratch: dict | None = None) -> None:
         self.model = model
         self.tracked = tracked
         self.on_activation = on_activation
@@ -159,11 +162,13 @@ class Recorder:
         self._handles: list[Any] = []
         self._saved_grad: dict[str, bool] = {}
         self._shared: dict[tuple[str, int], torch.Tensor] = {}
+        self.scratch = scratch if scratch is not None else {}  # the callbacks' per-batch store, emptied per batch
 
     def begin(self, mask: torch.Tensor) -> None:
         """Start a batch: its attention mask ``[B, T]`` zeroes padding in ``a`` and ``g``."""
         self.mask = None if bool(mask.all()) else mask.unsqueeze(-1)  # no padding: no masked copies
         self._shared.clear()
+        self.scratch.clear()
         release_free_memory()
 
     def __enter__(self) -> Recorder:
@@ -180,6 +185,7 @@ class Recorder:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.scratch.clear()
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -213,6 +219,17 @@ class Recorder:
                     self.on_gradient(info, a, g)
                 out.register_hook(grad_hook)
         return hook
+
+    def run(self, batches: Sequence[Batch], backward: Callable[[Batch], None]) -> Iterator[Batch]:
+        """Each batch moved to the model's device, begun, backpropagated by ``backward(batch)`` (the callbacks
+        fire) and checked; yielded afterwards for the caller's per-batch bookkeeping."""
+        device = next(self.model.parameters()).device
+        for batch in batches:
+            batch = batch.to(device)
+            self.begin(batch.attention_mask)
+            backward(batch)
+            self.check_fired()
+            yield batch
 
     def check_fired(self) -> None:
         missing = [t.name for t in self.tracked if t.name not in self.fired]

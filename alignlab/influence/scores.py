@@ -60,21 +60,15 @@ class Preconditioner:
 def rotated_gradients(model: torch.nn.Module, factors: Factors, batches: Sequence[Batch]) -> dict[str, torch.Tensor]:
     """Per-sequence gradients in the eigenbasis, ``Q_Sᵀ G Q_A`` ``[N, d_out, d_in]``, of the summed loss (labels as
     given: data or completion), rotated token by token (:func:`rotated_outer`)."""
-    device = next(model.parameters()).device
     grads: dict[str, list[torch.Tensor]] = {t.name: [] for t in factors.tracked}
     shared: dict[int, torch.Tensor] = {}
 
     def on_gradient(info: TrackedModule, a: torch.Tensor, g: torch.Tensor) -> None:
         grads[info.name].append(rotated_outer(a, g, factors.qa[info.group], factors.qs[info.name], shared))
 
-    with Recorder(model, list(factors.tracked), on_gradient=on_gradient) as rec:
-        for batch in batches:
-            batch = batch.to(device)
-            rec.begin(batch.attention_mask)
-            shared.clear()
-            backward_loss(model, batch)
-            rec.check_fired()
-    shared.clear()
+    with Recorder(model, list(factors.tracked), on_gradient=on_gradient, scratch=shared) as rec:
+        for _ in rec.run(batches, lambda b: backward_loss(model, b)):
+            pass
     return {k: torch.cat(v) for k, v in grads.items()}
 
 
@@ -159,7 +153,6 @@ def pairwise_scores(model: torch.nn.Module, tracked: Sequence[TrackedModule], ba
                     head: HeadCache | None = None) -> PairwiseScores:
     """Scores of every query against the training batches (rows in batch order) with one pass over them
     (``head``: the fit's output-layer cache, which lets covered rows skip the output layer)."""
-    device = next(model.parameters()).device
     layer_parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in tracked}
     token_parts: list[torch.Tensor] = []
     width = max(b.input_ids.shape[1] for b in batches)
@@ -172,11 +165,7 @@ def pairwise_scores(model: torch.nn.Module, tracked: Sequence[TrackedModule], ba
             current["tok"] = current["tok"] + tok if "tok" in current else tok
 
     with Recorder(model, list(tracked), on_gradient=on_gradient) as rec:
-        for k, batch in enumerate(batches):
-            batch = batch.to(device)
-            rec.begin(batch.attention_mask)
-            backward_loss(model, batch, cache=head)
-            rec.check_fired()
+        for k, _ in enumerate(rec.run(batches, lambda b: backward_loss(model, b, cache=head))):
             if per_token:
                 tok = current.pop("tok")
                 token_parts.append(torch.nn.functional.pad(tok, (0, width - tok.shape[-1])))
@@ -191,7 +180,6 @@ def self_influence(model: torch.nn.Module, pre: Preconditioner, batches: Sequenc
                    progress: Progress | None = None) -> torch.Tensor:
     """``⟨G_z, (Ĝ + λI)⁻¹ G_z⟩`` for every training row (batch order): ``[N]``."""
     factors = pre.factors
-    device = next(model.parameters()).device
     parts: list[torch.Tensor] = []
     current: dict[str, torch.Tensor] = {}
 
@@ -202,13 +190,8 @@ def self_influence(model: torch.nn.Module, pre: Preconditioner, batches: Sequenc
         value = (rot.square() * pre.inverse[info.name]).sum((1, 2))
         current["s"] = current["s"] + value if "s" in current else value
 
-    with Recorder(model, factors.tracked, on_gradient=on_gradient) as rec:
-        for k, batch in enumerate(batches):
-            batch = batch.to(device)
-            rec.begin(batch.attention_mask)
-            shared.clear()
-            backward_loss(model, batch, cache=factors.head)
-            rec.check_fired()
+    with Recorder(model, factors.tracked, on_gradient=on_gradient, scratch=shared) as rec:
+        for k, _ in enumerate(rec.run(batches, lambda b: backward_loss(model, b, cache=factors.head))):
             parts.append(current.pop("s"))
             if progress:
                 progress("self-influence", k + 1, len(batches))
