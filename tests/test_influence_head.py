@@ -54,11 +54,18 @@ def test_cached_backward_equals_the_plain_loss(sample):
         torch.testing.assert_close(r, p, rtol=1e-5, atol=1e-6)
 
 
-def test_a_sampled_cache_serves_data_labels_and_rows_in_another_batching():
+@pytest.mark.parametrize("slab_bytes", [2**20, 1])  # 1: every batch opens a new slab
+def test_a_sampled_cache_serves_data_labels_and_rows_in_another_batching(monkeypatch, tmp_path, slab_bytes):
+    monkeypatch.setattr("alignlab.influence.head.SLAB_BYTES", slab_bytes)
     model, seqs = llama(), sequences()
     cache = HeadCache(budget_bytes=2**20)
     for batch in make_batches(seqs, list(range(6)), 3, pad_id=0):
         backward_loss(model, batch, sample=True, seed=5, cache=cache)
+    assert [len(cache.rows[i][1]) for i in range(6)] == [len(s) for s in seqs]
+    assert all(cache.rows[i][1].tolist() == seqs[i] for i in range(6))
+    cache.save(tmp_path / "head.safetensors")
+    reloaded = HeadCache.load(tmp_path / "head.safetensors")
+    assert all(torch.equal(x, y) for i in range(6) for x, y in zip(cache.rows[i], reloaded.rows[i], strict=True))
     regrouped = make_batches(seqs, [4, 1], 2, pad_id=0)[0]
     assert cache.covers(regrouped, torch.float32)
     plain = layer_grads(model, lambda: summed_loss(model, regrouped).backward())

@@ -32,9 +32,14 @@ from alignlab.influence.data import IGNORE, Batch, sample_labels, summed_loss
 _SPLITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+SLAB_BYTES = 64 * 2**20  # rows are copied into slabs of this size (an untouched slab tail is never resident)
+
+
 class HeadCache:
     """``E`` ``[T, H]`` (float32, CPU), the tokens and the labels of each cached training row.
 
+    Rows are views into a few large slabs, not one allocation per row: thousands of small long-lived
+    allocations between a pass's large transient buffers fragmented the heap (peak RSS up by a fifth).
     ``seed`` is the label seed of the sampled-Fisher pass that filled it (None: the labels are the data's).
     """
 
@@ -43,6 +48,8 @@ class HeadCache:
         self.seed = seed
         self.dtype: str | None = None  # dtype of the hidden states it was computed from
         self.rows: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.slab: tuple[torch.Tensor, ...] = ()  # the slab being filled: E [cap, H], ids [cap], labels [cap]
+        self.used = 0  # its rows' tokens so far
         self.bytes = 0
         self.full = False  # went over budget: collects no more rows
 
@@ -59,15 +66,25 @@ class HeadCache:
         if self.full:
             return
         self.dtype = str(dtype)
-        lengths = batch.attention_mask.sum(1).tolist()
-        size = sum(lengths) * (expected.shape[-1] * 4 + 8)
+        lengths = [int(n) for n in batch.attention_mask.sum(1).tolist()]
+        hidden = expected.shape[-1]
+        size = sum(lengths) * (hidden * 4 + 8)
         if self.bytes + size > self.budget:
             self.full = True
             return
-        expected, labels, ids = expected.float().cpu(), labels.int().cpu(), batch.input_ids.int().cpu()
+        if not self.slab or self.used + sum(lengths) > self.slab[0].shape[0]:
+            capacity = max(sum(lengths), SLAB_BYTES // (hidden * 4 + 8))
+            self.slab = (torch.empty(capacity, hidden), torch.empty(capacity, dtype=torch.int32),
+                         torch.empty(capacity, dtype=torch.int32))
+            self.used = 0
+        e_slab, id_slab, label_slab = self.slab
         for r, i in enumerate(batch.index):
-            n = int(lengths[r])
-            self.rows[i] = (expected[r, :n].clone(), ids[r, :n].clone(), labels[r, :n].clone())
+            n, at = lengths[r], self.used
+            e_slab[at:at + n] = expected[r, :n]
+            id_slab[at:at + n] = batch.input_ids[r, :n]
+            label_slab[at:at + n] = labels[r, :n]
+            self.rows[i] = (e_slab[at:at + n], id_slab[at:at + n], label_slab[at:at + n])
+            self.used += n
         self.bytes += size
 
     def batch(self, batch: Batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -83,10 +100,13 @@ class HeadCache:
         return expected.to(device, non_blocking=True), labels.to(device, non_blocking=True)
 
     def save(self, path: Path) -> None:
-        """One safetensors file: per row ``E/<row>``, ``ids/<row>``, ``labels/<row>``; seed and dtype as metadata."""
-        tensors: dict[str, torch.Tensor] = {}
-        for i, (e, ids, lab) in self.rows.items():
-            tensors |= {f"E/{i}": e, f"ids/{i}": ids, f"labels/{i}": lab}
+        """One safetensors file: the rows' ``E`` ``[tokens, H]``, ``ids`` and ``labels`` back to back, and ``rows``
+        ``[n, 3]`` (row index, offset, length); seed and dtype as metadata."""
+        order = sorted(self.rows)
+        lengths = [len(self.rows[i][1]) for i in order]
+        offsets = torch.tensor([0, *lengths]).cumsum(0)[:-1]
+        tensors = {name: torch.cat([self.rows[i][k] for i in order]) for k, name in enumerate(("E", "ids", "labels"))}
+        tensors["rows"] = torch.stack([torch.tensor(order), offsets, torch.tensor(lengths)], dim=1)
         tmp = path.with_name(f".{path.name}.tmp")
         save_file(tensors, str(tmp), metadata={"seed": str(self.seed), "dtype": str(self.dtype)})
         tmp.replace(path)
@@ -101,10 +121,8 @@ class HeadCache:
         seed = None if meta.get("seed") in (None, "None") else int(meta["seed"])
         cache = cls(budget_bytes=0, seed=seed)
         cache.dtype, cache.full = meta.get("dtype"), True
-        for key in tensors:
-            if key.startswith("E/"):
-                i = int(key[2:])
-                cache.rows[i] = (tensors[key], tensors[f"ids/{i}"], tensors[f"labels/{i}"])
+        for i, at, n in tensors["rows"].tolist():
+            cache.rows[i] = (tensors["E"][at:at + n], tensors["ids"][at:at + n], tensors["labels"][at:at + n])
         return cache
 
 

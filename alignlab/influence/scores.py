@@ -153,27 +153,28 @@ def pairwise_scores(model: torch.nn.Module, tracked: Sequence[TrackedModule], ba
                     head: HeadCache | None = None) -> PairwiseScores:
     """Scores of every query against the training batches (rows in batch order) with one pass over them
     (``head``: the fit's output-layer cache, which lets covered rows skip the output layer)."""
-    layer_parts: dict[str, list[torch.Tensor]] = {t.name: [] for t in tracked}
-    token_parts: list[torch.Tensor] = []
+    n_rows = sum(int(b.input_ids.shape[0]) for b in batches)
+    device = next(iter({**queries.full, **queries.left}.values())).device
+    # Filled in place: small score tensors appended batch by batch would stay live between the passes' large
+    # transient buffers and fragment the heap (peak RSS of a CPU pass grew by half).
+    per_layer = {t.name: torch.zeros(queries.n_queries, n_rows, device=device) for t in tracked}
     width = max(b.input_ids.shape[1] for b in batches)
-    current: dict[str, torch.Tensor] = {}
+    per_token_scores = torch.zeros(queries.n_queries, n_rows, width, device=device) if per_token else None
+    start = 0
 
     def on_gradient(info: TrackedModule, a: torch.Tensor, g: torch.Tensor) -> None:
         s, tok = _contract(a.float(), g.float(), queries, info.name, per_token, max_grad_elems)
-        layer_parts[info.name].append(s)
+        per_layer[info.name][:, start:start + s.shape[1]] = s
         if tok is not None:
-            current["tok"] = current["tok"] + tok if "tok" in current else tok
+            per_token_scores[:, start:start + tok.shape[1], :tok.shape[2]] += tok
 
     with Recorder(model, list(tracked), on_gradient=on_gradient) as rec:
-        for k, _ in enumerate(rec.run(batches, lambda b: backward_loss(model, b, cache=head))):
-            if per_token:
-                tok = current.pop("tok")
-                token_parts.append(torch.nn.functional.pad(tok, (0, width - tok.shape[-1])))
+        for k, batch in enumerate(rec.run(batches, lambda b: backward_loss(model, b, cache=head))):
+            start += int(batch.input_ids.shape[0])
             if progress:
                 progress(label, k + 1, len(batches))
-    per_layer = {name: torch.cat(parts, dim=1) for name, parts in layer_parts.items()}
     total = torch.stack(list(per_layer.values())).sum(0)
-    return PairwiseScores(total, per_layer, torch.cat(token_parts, dim=1) if per_token else None)
+    return PairwiseScores(total, per_layer, per_token_scores)
 
 
 def self_influence(model: torch.nn.Module, pre: Preconditioner, batches: Sequence[Batch],
