@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import shlex
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -40,8 +41,13 @@ def split_specs(model: str, models: str | None) -> list[str]:
 
 
 @contextmanager
-def progress_bars() -> Iterator[Any]:
-    """A rich progress bar with ETA; yields ``update(label, done, total)``."""
+def progress_bars(log_every_s: float = 30.0) -> Iterator[Any]:
+    """A rich progress bar with ETA; yields ``update(label, done, total)``. When stderr is not a terminal (a batch
+    job, ``nohup``, CI), where rich draws nothing until the end, one plain line per task at most every
+    ``log_every_s`` seconds and at completion instead."""
+    if not console.is_terminal:
+        yield _progress_lines(log_every_s)
+        return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("eta"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as bar:
@@ -53,6 +59,23 @@ def progress_bars() -> Iterator[Any]:
             bar.update(tasks[label], completed=done, total=total)
 
         yield update
+
+
+def _progress_lines(every_s: float) -> Callable[[str, int, int], None]:
+    started: dict[str, float] = {}
+    last: dict[str, float] = {}
+
+    def update(label: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        started.setdefault(label, now)
+        if done < total and now - last.get(label, started[label]) < every_s:
+            return
+        last[label] = now
+        elapsed = now - started[label]
+        eta = f", eta {elapsed / done * (total - done):.0f} s" if 0 < done < total else ""
+        console.print(f"{label}: {done}/{total} ({elapsed:.0f} s{eta})", highlight=False)
+
+    return update
 
 
 def load_or_exit(spec: str, dtype: str, cache: bool) -> Model:
