@@ -82,6 +82,9 @@ def test_scores_match_dense_damped_ekfac(tmp_path, make, block_size, lengths):
         assert pre.damping[t.name] == pytest.approx(float(damping), rel=1e-5)
         matrix = basis @ torch.diag(lam) @ basis.T + damping * torch.eye(len(lam), dtype=torch.float64)
         inverse = torch.linalg.inv(matrix)
+        applied = pre.apply(t.name, g_query[t.name].float()).double().flatten(1)  # (Ĝ + λI)⁻¹ V, the public API
+        torch.testing.assert_close(applied, g_query[t.name].flatten(1) @ inverse, rtol=2e-3,
+                                   atol=1e-3 * float(applied.abs().max()))
         expected += g_query[t.name].flatten(1) @ inverse @ g_train[t.name].flatten(1).T
         expected_self += torch.einsum("np,pq,nq->n", g_train[t.name].flatten(1), inverse, g_train[t.name].flatten(1))
     torch.testing.assert_close(ours.total.double(), expected, rtol=2e-3, atol=1e-3 * float(expected.abs().max()))
