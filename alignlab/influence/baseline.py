@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from alignlab.influence.data import IGNORE, make_batches, sample_labels
+from alignlab.influence.data import IGNORE, make_batches, row_generator, sample_labels
 
 
 class _Rows(torch.utils.data.Dataset):
@@ -45,7 +45,7 @@ def _loss(model: torch.nn.Module, batch: dict[str, Any], sample: bool, seed: int
         else:
             labels = labels.clone()
             for r, row in enumerate(rows):
-                gen = torch.Generator(device=probs.device).manual_seed(seed * 1_000_003 + row)
+                gen = row_generator(seed, row, probs.device)
                 drawn = torch.multinomial(probs[r], 1, generator=gen).squeeze(-1)
                 labels[r] = torch.where(labels[r] == IGNORE, labels[r], drawn)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE,

@@ -129,6 +129,11 @@ class NextTokenNLL(torch.autograd.Function):
         return probs.view(ctx.shape), None, None
 
 
+def row_generator(seed: int, row: int, device: torch.device) -> torch.Generator:
+    """The label generator of dataset row ``row``: draws depend on the row, not on batching or sharding."""
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + row)
+
+
 def sample_labels(probs: torch.Tensor, labels: torch.Tensor, index: Sequence[int], seed: int) -> torch.Tensor:
     """Labels drawn from ``probs`` ``[B, T, V]`` where a label exists; one seeded generator per dataset row.
 
@@ -138,7 +143,7 @@ def sample_labels(probs: torch.Tensor, labels: torch.Tensor, index: Sequence[int
     """
     out = labels.clone()
     for r, row in enumerate(index):
-        gen = torch.Generator(device=probs.device).manual_seed(seed * 1_000_003 + row)
+        gen = row_generator(seed, row, probs.device)
         cdf = torch.cumsum(probs[r], -1)
         u = torch.rand(cdf.shape[0], 1, generator=gen, device=cdf.device, dtype=cdf.dtype) * cdf[:, -1:]
         drawn = torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=cdf.shape[-1] - 1)

@@ -67,13 +67,13 @@ class HeadCache:
             return
         self.dtype = str(dtype)
         lengths = [int(n) for n in batch.attention_mask.sum(1).tolist()]
-        hidden = expected.shape[-1]
-        size = sum(lengths) * (hidden * 4 + 8)
+        hidden, tokens = expected.shape[-1], sum(lengths)
+        size = tokens * (hidden * 4 + 8)
         if self.bytes + size > self.budget:
             self.full = True
             return
-        if not self.slab or self.used + sum(lengths) > self.slab[0].shape[0]:
-            capacity = max(sum(lengths), SLAB_BYTES // (hidden * 4 + 8))
+        if not self.slab or self.used + tokens > self.slab[0].shape[0]:
+            capacity = max(tokens, SLAB_BYTES // (hidden * 4 + 8))
             self.slab = (torch.empty(capacity, hidden), torch.empty(capacity, dtype=torch.int32),
                          torch.empty(capacity, dtype=torch.int32))
             self.used = 0

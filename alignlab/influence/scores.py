@@ -80,10 +80,16 @@ class QueryGradients:
     left: dict[str, torch.Tensor] = field(default_factory=dict)
     right: dict[str, torch.Tensor] = field(default_factory=dict)
 
+    def _some(self) -> torch.Tensor:
+        return next(iter(self.full.values())) if self.full else next(iter(self.left.values()))
+
     @property
     def n_queries(self) -> int:
-        some = next(iter(self.full.values()), None)
-        return int(some.shape[0]) if some is not None else int(next(iter(self.left.values())).shape[0])
+        return int(self._some().shape[0])
+
+    @property
+    def device(self) -> torch.device:
+        return self._some().device
 
 
 def precondition_queries(model: torch.nn.Module, pre: Preconditioner, batches: Sequence[Batch],
@@ -154,7 +160,7 @@ def pairwise_scores(model: torch.nn.Module, tracked: Sequence[TrackedModule], ba
     """Scores of every query against the training batches (rows in batch order) with one pass over them
     (``head``: the fit's output-layer cache, which lets covered rows skip the output layer)."""
     n_rows = sum(int(b.input_ids.shape[0]) for b in batches)
-    device = next(iter({**queries.full, **queries.left}.values())).device
+    device = queries.device
     # Filled in place: small score tensors appended batch by batch would stay live between the passes' large
     # transient buffers and fragment the heap (peak RSS of a CPU pass grew by half).
     per_layer = {t.name: torch.zeros(queries.n_queries, n_rows, device=device) for t in tracked}
@@ -181,19 +187,18 @@ def self_influence(model: torch.nn.Module, pre: Preconditioner, batches: Sequenc
                    progress: Progress | None = None) -> torch.Tensor:
     """``⟨G_z, (Ĝ + λI)⁻¹ G_z⟩`` for every training row (batch order): ``[N]``."""
     factors = pre.factors
-    parts: list[torch.Tensor] = []
-    current: dict[str, torch.Tensor] = {}
-
+    # Filled in place, as in pairwise_scores: no small per-batch tensor outlives its batch.
+    out = torch.zeros(sum(int(b.input_ids.shape[0]) for b in batches), device=next(model.parameters()).device)
+    start = 0
     shared: dict[int, torch.Tensor] = {}
 
     def on_gradient(info: TrackedModule, a: torch.Tensor, g: torch.Tensor) -> None:
         rot = rotated_outer(a, g, factors.qa[info.group], factors.qs[info.name], shared)
-        value = (rot.square() * pre.inverse[info.name]).sum((1, 2))
-        current["s"] = current["s"] + value if "s" in current else value
+        out[start:start + rot.shape[0]] += (rot.square() * pre.inverse[info.name]).sum((1, 2))
 
     with Recorder(model, factors.tracked, on_gradient=on_gradient, scratch=shared) as rec:
-        for k, _ in enumerate(rec.run(batches, lambda b: backward_loss(model, b, cache=factors.head))):
-            parts.append(current.pop("s"))
+        for k, batch in enumerate(rec.run(batches, lambda b: backward_loss(model, b, cache=factors.head))):
+            start += int(batch.input_ids.shape[0])
             if progress:
                 progress("self-influence", k + 1, len(batches))
-    return torch.cat(parts)
+    return out
