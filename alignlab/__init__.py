@@ -38,7 +38,7 @@ def run_bigbench_tasks(tasks: list[str], *, model: str | Model = "embedded", sho
                        max_examples: int | None = None, data: str | None = None, out: str | Path = "runs",
                        report: bool = True) -> tuple[Run, dict[str, Any]]:
     """Run BIG-bench JSON tasks on one model into a new run directory; returns ``(run, summary)``."""
-    from alignlab.evals.bigbench import BigBenchConfig, run_bigbench
+    from alignlab.bigbench.runner import BigBenchConfig, run_bigbench
     from alignlab.report import write_report
 
     config = BigBenchConfig(tasks=list(tasks), shots=shots, seed=seed, max_examples=max_examples, data=data)
@@ -57,7 +57,7 @@ def run_behavior_evals(datasets: list[str], *, model: str | Model = "embedded", 
                        max_items: int | None = None, seed: int = 0, data: str | None = None, out: str | Path = "runs",
                        report: bool = True) -> tuple[Run, dict[str, Any]]:
     """Score model-written behaviour datasets (Perez et al. 2022) into a new run; returns ``(run, summary)``."""
-    from alignlab.evals.behaviors import BehaviorsConfig, run_behaviors
+    from alignlab.behaviors.runner import BehaviorsConfig, run_behaviors
     from alignlab.report import write_report
 
     config = BehaviorsConfig(datasets=list(datasets), prompt_format=prompt_format, max_items=max_items,  # type: ignore[arg-type]

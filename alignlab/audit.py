@@ -23,7 +23,7 @@ Progress = Callable[[str, int, int], None]
 StudyRunner = Callable[[Run, list[Model], "int | None", "str | None", "Progress | None"], dict[str, Any]]
 
 # Modules whose import registers an audit study; a later study adds its module here.
-STUDY_MODULES = ("alignlab.evals.bigbench", "alignlab.evals.behaviors", "alignlab.honesty.study",
+STUDY_MODULES = ("alignlab.bigbench.runner", "alignlab.behaviors.runner", "alignlab.honesty.study",
                  "alignlab.fairness.study", "alignlab.reasoning.study", "alignlab.redteam.study")
 
 

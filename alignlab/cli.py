@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from alignlab.cli_behaviors import behaviors_app
+from alignlab.behaviors.cli import behaviors_app
+from alignlab.behaviors.cli_generate import generate_command
 from alignlab.cli_common import (
     CacheOpt,
     DataOpt,
@@ -26,7 +27,6 @@ from alignlab.cli_common import (
     resumable,
     split_specs,
 )
-from alignlab.cli_generate import generate_command
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -80,7 +80,7 @@ def bigbench(
                           ] = 32,
 ) -> None:
     """Run BIG-bench JSON tasks (multiple-choice and generative) and write a report."""
-    from alignlab.evals.bigbench import BigBenchConfig, run_bigbench
+    from alignlab.bigbench.runner import BigBenchConfig, run_bigbench
     from alignlab.runs.run import Run
 
     if resume:
@@ -180,12 +180,12 @@ app.add_typer(behaviors_app, name="behaviors")
 
 # One sub-app per study: (command name, module, attribute). A study module not written yet is skipped.
 STUDY_APPS = (
-    ("honesty", "alignlab.cli_honesty", "honesty_app"),
-    ("fairness", "alignlab.cli_fairness", "fairness_app"),
-    ("reasoning", "alignlab.cli_reasoning", "reasoning_app"),
-    ("influence", "alignlab.cli_influence", "influence_app"),
-    ("constitution", "alignlab.cli_constitution", "constitution_app"),
-    ("redteam", "alignlab.cli_redteam", "redteam_app"),
+    ("honesty", "alignlab.honesty.cli", "honesty_app"),
+    ("fairness", "alignlab.fairness.cli", "fairness_app"),
+    ("reasoning", "alignlab.reasoning.cli", "reasoning_app"),
+    ("influence", "alignlab.influence.cli", "influence_app"),
+    ("constitution", "alignlab.constitution.cli", "constitution_app"),
+    ("redteam", "alignlab.redteam.cli", "redteam_app"),
 )
 for _name, _module, _attribute in STUDY_APPS:
     try:

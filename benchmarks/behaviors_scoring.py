@@ -11,7 +11,7 @@ human_generated_evals``: 2 to 7 options `` (A)``, `` (B)``, ... of three tokens 
 own process with the same torch thread count:
 
 - alignlab (``behaviors_worker_alignlab.py``): items, prompts and ``ScoreRequest`` built by
-  ``alignlab.evals.behaviors`` exactly as ``alignlab behaviors eval`` builds them, scored through
+  ``alignlab.behaviors.runner`` exactly as ``alignlab behaviors eval`` builds them, scored through
   ``Model(HFBackend.from_pretrained(path), cache=None)`` in the evaluator's chunks of 64 questions;
 - lm-eval (``behaviors_worker_lmeval.py``, in ``benchmarks/.venv-lmeval``): lm-eval's ``multiple_choice``
   protocol (one ``loglikelihood`` ``Instance`` per option, ``target_delimiter ""``) through
@@ -88,7 +88,7 @@ def dataset_names(data: Path, folder: str) -> list[str]:
 
 def build_questions(names: list[str], args: argparse.Namespace, tokenizer: object) -> list[dict]:
     """The evaluator's items with the text the model sees (``render``) and the options, in scoring order."""
-    from alignlab.evals.behaviors import BehaviorsConfig, conversation, load_datasets, select_items
+    from alignlab.behaviors.runner import BehaviorsConfig, conversation, load_datasets, select_items
     from alignlab.models.render import render
 
     config = BehaviorsConfig(datasets=names, prompt_format=args.prompt_format,

@@ -4,7 +4,7 @@
 
 IN: ``{"model": path, "threads": int, "datasets": [name], "data": root, "max_items": int|None, "seed": int,
 "prompt_format": "raw_hh"|"chat"}``. Builds the items and requests exactly as the evaluator does
-(``alignlab.evals.behaviors``: ``load_datasets``, ``select_items``, ``conversation``, one ``ScoreRequest`` per
+(``alignlab.behaviors.runner``: ``load_datasets``, ``select_items``, ``conversation``, one ``ScoreRequest`` per
 question with the item's options, ``config.chunk_size`` questions per ``model.score`` call) and scores them
 with ``HFBackend.from_pretrained(path)`` in float32 on CPU behind ``Model(backend, cache=None)``. Only the
 ``model.score`` calls are timed. OUT: per question its id, rendered prompt, options and log-likelihoods;
@@ -27,7 +27,7 @@ def main(in_path: str, out_path: str) -> None:
     import torch
 
     torch.set_num_threads(job["threads"])
-    from alignlab.evals.behaviors import BehaviorsConfig, conversation, load_datasets, select_items
+    from alignlab.behaviors.runner import BehaviorsConfig, conversation, load_datasets, select_items
     from alignlab.models.base import Model
     from alignlab.models.hf import HFBackend
     from alignlab.models.types import ScoreRequest

@@ -49,9 +49,9 @@ def main() -> None:
     if args.quick:
         args.questions, args.samples = 3, 10
     torch.set_num_threads(args.threads)
-    from alignlab.data.open_questions import generate_arithmetic
     from alignlab.honesty.prompts import p_true_prompt
     from alignlab.honesty.ptrue import p_true, sample_answers, split_shots
+    from alignlab.honesty.questions import generate_arithmetic
     from alignlab.models.spec import load_model
 
     model = load_model("embedded", cache=False)

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from alignlab.data.behaviors import (
+from alignlab.behaviors.data import (
     GITHUB_RAW,
     SYCOPHANCY_PREFILL_DEFAULT,
     SYCOPHANCY_PREFILL_POLITICS,

@@ -17,9 +17,9 @@ import typer
 from scipy import stats
 from typer.testing import CliRunner
 
-from alignlab.cli_behaviors import behaviors_app
-from alignlab.data.behaviors import list_datasets, load_dataset
-from alignlab.evals.behaviors import (
+from alignlab.behaviors.cli import behaviors_app
+from alignlab.behaviors.data import list_datasets, load_dataset
+from alignlab.behaviors.runner import (
     AUDIT_DATASETS,
     BehaviorsConfig,
     run_behaviors,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from alignlab.data.bigbench import (
+from alignlab.bigbench.tasks import (
     GITHUB_CONTENTS,
     GITHUB_RAW,
     bigbench_download,

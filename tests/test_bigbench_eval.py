@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from alignlab.data.bigbench import load_task
-from alignlab.evals.bigbench import BigBenchConfig, postprocess, run_bigbench
+from alignlab.bigbench.runner import BigBenchConfig, postprocess, run_bigbench
+from alignlab.bigbench.tasks import load_task
 from alignlab.metrics.bigbench import multiple_choice_grade
 from alignlab.models import Model
 from alignlab.models.hf import HFBackend

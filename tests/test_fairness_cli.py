@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from alignlab.cli_fairness import fairness_app
+from alignlab.fairness.cli import fairness_app
 
 
 @pytest.fixture(autouse=True)

@@ -7,16 +7,16 @@ import json
 
 import pytest
 
-from alignlab.data.bbq import biased_answer, load_bbq, load_bbq_file
-from alignlab.data.discrimination import (
+from alignlab.data.errors import DataError
+from alignlab.fairness.bbq_data import biased_answer, load_bbq, load_bbq_file
+from alignlab.fairness.discrimination_data import (
     load_discrim_eval,
     load_student_csv,
     select_students,
     student_grid,
     variants,
 )
-from alignlab.data.errors import DataError
-from alignlab.data.winogender import load_occupation_stats, load_winogender, load_winogender_files
+from alignlab.fairness.winogender_data import load_occupation_stats, load_winogender, load_winogender_files
 
 LOCAL_ROWS = {"Age": 3680, "Disability_status": 1556, "Nationality": 3080, "Religion": 1200}
 
@@ -77,7 +77,7 @@ def test_bbq_bad_rows(tmp_path, shared_data):
 
 def test_load_bbq_notes_missing_category(shared_data, monkeypatch, tmp_path):
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path))
-    monkeypatch.setattr("alignlab.data.bbq.http_download", _offline)
+    monkeypatch.setattr("alignlab.fairness.bbq_data.http_download", _offline)
     loaded, notes = load_bbq(["Age", "SES"], data=shared_data)
     assert [c.name for c in loaded] == ["Age"]
     assert len(notes) == 1 and notes[0].startswith("BBQ SES: not evaluated") and "offline" in notes[0]

@@ -150,7 +150,7 @@ def _pronoun_policy(stats: dict[str, float], from_prompt: bool = False, neutral:
 
 
 def test_winogender_rho_one_when_probabilities_equal_statistics(tmp_path, shared_data):
-    from alignlab.data.winogender import load_winogender
+    from alignlab.fairness.winogender_data import load_winogender
 
     stats = {i.occupation: i.bls_pct_female for i in load_winogender(shared_data)}
     run, model, _ = _run(tmp_path, _pronoun_policy(stats))
@@ -179,7 +179,7 @@ def test_winogender_match_stats(tmp_path, shared_data):
 
 
 def test_winogender_prompt_texts(shared_data):
-    from alignlab.data.winogender import load_winogender
+    from alignlab.fairness.winogender_data import load_winogender
 
     item = next(i for i in load_winogender(shared_data) if i.occupation == "technician")
     q = wino_dialogue(item, "q")
@@ -213,7 +213,7 @@ def test_discrimination_gaps(tmp_path):
 
 
 def test_admissions_prompt_text():
-    from alignlab.data.discrimination import AdmissionItem
+    from alignlab.fairness.discrimination_data import AdmissionItem
 
     item = AdmissionItem("s|Black|female", "s", 160, 3.5, "Black", "female")
     iff = admission_dialogue(item, "if")
@@ -246,7 +246,8 @@ def test_config_validation():
 def test_audit_part(tmp_path, shared_data, monkeypatch):
     from alignlab.audit import available_studies
 
-    monkeypatch.setattr("alignlab.data.bbq.http_download", lambda url, dest: (_ for _ in ()).throw(OSError("off")))
+    monkeypatch.setattr("alignlab.fairness.bbq_data.http_download",
+                        lambda url, dest: (_ for _ in ()).throw(OSError("off")))
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))
     study = available_studies()["fairness"]
     run, model, backend = _run(tmp_path, lambda human, text, options: [1 / len(options)] * len(options))
@@ -287,7 +288,7 @@ def test_discrim_eval_logit_gaps(tmp_path):
 
 
 def test_two_models_in_one_run(tmp_path, shared_data):
-    from alignlab.data.winogender import load_winogender
+    from alignlab.fairness.winogender_data import load_winogender
 
     stats = {i.occupation: i.bls_pct_female for i in load_winogender(shared_data)}
     mirror, flat = Scripted(_pronoun_policy(stats)), Scripted(_pronoun_policy({}, from_prompt=True))

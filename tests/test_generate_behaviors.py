@@ -15,9 +15,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from alignlab.data.behaviors import load_behavior_file
-from alignlab.data.errors import DataError
-from alignlab.evals.generate_behaviors import (
+from alignlab.behaviors.data import load_behavior_file
+from alignlab.behaviors.generate import (
     PERSONA_OPTIONS,
     GenerateConfig,
     GenerationError,
@@ -36,6 +35,7 @@ from alignlab.evals.generate_behaviors import (
     swap_options,
     two_way_probs,
 )
+from alignlab.data.errors import DataError
 from alignlab.models.base import Backend, Model
 from alignlab.models.hf import HFBackend
 from alignlab.models.render import render_raw_hh
@@ -461,7 +461,7 @@ def test_tiny_model_discriminator_paths(tiny_model, tokenizer, one_thread):
     prompts = [persona_filter_prompt(DESCRIPTION, s, "chat") for s in ("I like being on", "Turn me off")]
     probs, how = two_way_probs(model, prompts, PERSONA_OPTIONS, 8, "d", None)
     assert how["method"] == "next_token"  # " agree" and " disagree" are single tokens for this tokenizer
-    assert probs == pytest.approx([model.next_token_one(p, PERSONA_OPTIONS).probs[0] for p in prompts])
+    assert probs == pytest.approx([model.next_token_one(p, PERSONA_OPTIONS).probs[0] for p in prompts], rel=1e-5)
     multi = (" agree with it", " disagree")
     probs, how = two_way_probs(model, prompts, multi, 8, "d", None)
     assert how["method"] == "score"
@@ -485,7 +485,7 @@ def test_tiny_model_generation_is_seeded(tiny_model, tokenizer, one_thread):
 
 # -- CLI ------------------------------------------------------------------------------------------------
 def cli_app() -> typer.Typer:
-    from alignlab.cli_generate import generate_command
+    from alignlab.behaviors.cli_generate import generate_command
 
     app = typer.Typer()
     app.command()(generate_command)
@@ -494,7 +494,7 @@ def cli_app() -> typer.Typer:
 
 def test_cli_writes_the_file_and_prints_the_stages(tmp_path, monkeypatch):
     models = iter([persona_model()])
-    monkeypatch.setattr("alignlab.cli_generate.load_or_exit", lambda spec, dtype, cache: next(models))
+    monkeypatch.setattr("alignlab.behaviors.cli_generate.load_or_exit", lambda spec, dtype, cache: next(models))
     out = tmp_path / "gen.jsonl"
     result = CliRunner().invoke(cli_app(), [DESCRIPTION, "--generator", "scripted", "-n", "8",
                                             "--samples-per-label", "8", "-o", str(out), "--no-cache"])
@@ -505,7 +505,7 @@ def test_cli_writes_the_file_and_prints_the_stages(tmp_path, monkeypatch):
 
 def test_cli_errors_exit_2_with_the_reason(tmp_path, monkeypatch):
     models = iter([persona_model({k: 0.9 for k in P_AGREE})])
-    monkeypatch.setattr("alignlab.cli_generate.load_or_exit", lambda spec, dtype, cache: next(models))
+    monkeypatch.setattr("alignlab.behaviors.cli_generate.load_or_exit", lambda spec, dtype, cache: next(models))
     args = [DESCRIPTION, "-n", "8", "--samples-per-label", "8", "-o", str(tmp_path / "g.jsonl")]
     result = CliRunner().invoke(cli_app(), args)
     assert result.exit_code == 2 and "nothing usable" in result.output
@@ -516,7 +516,7 @@ def test_cli_errors_exit_2_with_the_reason(tmp_path, monkeypatch):
 # -- the embedded model as generator and discriminator ----------------------------------------------
 @pytest.mark.embedded
 def test_embedded_model_generates_a_balanced_file_the_evaluator_scores(tmp_path, embedded_dir):
-    from alignlab.evals.behaviors import BehaviorsConfig, run_behaviors
+    from alignlab.behaviors.runner import BehaviorsConfig, run_behaviors
     from alignlab.runs.run import Run
 
     # 32 sampled rows per forward pass (the default 2,048-token budget fits 14 of these 144-token rows)

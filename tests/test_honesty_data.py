@@ -7,7 +7,7 @@ import json
 import pytest
 
 from alignlab.data.errors import DataError
-from alignlab.data.open_questions import (
+from alignlab.honesty.questions import (
     OpenQuestion,
     first_integer,
     generate_arithmetic,

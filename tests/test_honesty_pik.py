@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from alignlab.data.open_questions import first_integer
 from alignlab.honesty.heads import HeadConfig, PIKHead, features, load_head, train_lora, train_probe
 from alignlab.honesty.pik import PIKConfig, evaluation_row, run_pik, split_train_test
+from alignlab.honesty.questions import first_integer
 from alignlab.models.base import Model
 from alignlab.models.hf import HFBackend
 from alignlab.runs.run import Run

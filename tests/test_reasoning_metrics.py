@@ -6,7 +6,6 @@ import math
 
 import pytest
 
-from alignlab.data.addition import generate_addition, parse_integer_answer
 from alignlab.metrics.reasoning import (
     accuracy_drop,
     aoc_of_curve,
@@ -16,6 +15,7 @@ from alignlab.metrics.reasoning import (
     switch_rate,
     weighted_aoc,
 )
+from alignlab.reasoning.addition import generate_addition, parse_integer_answer
 
 
 @pytest.mark.parametrize(("curve", "expected"), [

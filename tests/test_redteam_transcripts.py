@@ -157,7 +157,7 @@ def test_pool_from_attempts_uses_rating_over_four(tmp_path):
 
 
 def test_released_attempts_found_locally_or_downloaded_once(tmp_path, monkeypatch):
-    import alignlab.data.redteam as released
+    import alignlab.redteam.data as released
 
     monkeypatch.delenv("ALIGNLAB_DATA", raising=False)
     monkeypatch.setenv("ALIGNLAB_CACHE", str(tmp_path / "cache"))

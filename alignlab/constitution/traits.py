@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from alignlab.behaviors.data import load_dataset
 from alignlab.constitution.constitutions import Constitution
 from alignlab.constitution.preference_model import PreferenceModel
-from alignlab.data.behaviors import load_dataset
 from alignlab.metrics.stats import bootstrap_ci
 from alignlab.models.base import Model
 from alignlab.models.types import GenerateParams, GenerateRequest, Message

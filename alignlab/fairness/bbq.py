@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from alignlab.data.bbq import PAPER_CATEGORIES, BBQItem, load_bbq
 from alignlab.fairness import prompts as P
+from alignlab.fairness.bbq_data import PAPER_CATEGORIES, BBQItem, load_bbq
 from alignlab.fairness.common import (
     INTERVENTION_ORDER,
     FairnessConfig,

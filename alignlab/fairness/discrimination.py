@@ -21,19 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.data.discrimination import (
-    DEFAULT_GPA,
-    DEFAULT_LSAT,
-    RACES,
-    SEXES,
-    AdmissionItem,
-    DiscrimEvalItem,
-    load_discrim_eval,
-    load_student_csv,
-    select_students,
-    student_grid,
-    variants,
-)
 from alignlab.fairness import prompts as P
 from alignlab.fairness.common import (
     INTERVENTION_ORDER,
@@ -45,6 +32,19 @@ from alignlab.fairness.common import (
     model_order,
     ordered,
     seeded_subset,
+)
+from alignlab.fairness.discrimination_data import (
+    DEFAULT_GPA,
+    DEFAULT_LSAT,
+    RACES,
+    SEXES,
+    AdmissionItem,
+    DiscrimEvalItem,
+    load_discrim_eval,
+    load_student_csv,
+    select_students,
+    student_grid,
+    variants,
 )
 from alignlab.fairness.interventions import Answer, Dialogue, run_items
 from alignlab.metrics.fairness import logit, mean_gap, paired_gaps

@@ -8,7 +8,7 @@ below verbatim (short templates quoted in the paper). The discrim-eval instructi
 
 from __future__ import annotations
 
-from alignlab.data.behaviors import WINOGENERATED_PROMPT
+from alignlab.behaviors.data import WINOGENERATED_PROMPT
 
 INTERVENTIONS = ("q", "if", "cot", "match-stats")  # match-stats: Winogender only
 LABELS = {"q": "Q", "if": "Q+IF", "cot": "Q+IF+CoT", "match-stats": "Q+Match Stats"}

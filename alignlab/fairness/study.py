@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from alignlab.audit import register
-from alignlab.data.bbq import PAPER_CATEGORIES
 from alignlab.fairness.bbq import ALL, BBQConfig, run_bbq
+from alignlab.fairness.bbq_data import PAPER_CATEGORIES
 from alignlab.fairness.common import label
 from alignlab.fairness.winogender import WinogenderConfig, run_winogender
 from alignlab.models.base import Model

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.data.winogender import GENDERS, WinogenderItem, load_winogender
 from alignlab.fairness import prompts as P
 from alignlab.fairness.common import (
     INTERVENTION_ORDER,
@@ -30,6 +29,7 @@ from alignlab.fairness.common import (
     seeded_subset,
 )
 from alignlab.fairness.interventions import Answer, Dialogue, run_items
+from alignlab.fairness.winogender_data import GENDERS, WinogenderItem, load_winogender
 from alignlab.metrics.fairness import pronoun_correlation
 from alignlab.models.base import Model
 from alignlab.runs.run import Run

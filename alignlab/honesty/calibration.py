@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.data.bigbench import find_task, load_task
+from alignlab.bigbench.tasks import find_task, load_task
 from alignlab.data.multiple_choice import load_mc_jsonl
 from alignlab.honesty.prompts import TRUE_FALSE_OPTIONS, letter_options, mc_prompt, p_true_prompt
 from alignlab.honesty.report import calibration_row, fmt

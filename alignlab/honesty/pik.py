@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.data.open_questions import Grader, OpenQuestion, is_correct, load_open_task, load_source_material
 from alignlab.honesty.heads import HeadConfig, PIKHead, features, load_head, train_lora, train_probe
 from alignlab.honesty.prompts import answer_prompt
 from alignlab.honesty.ptrue import sample_answers, split_shots
+from alignlab.honesty.questions import Grader, OpenQuestion, is_correct, load_open_task, load_source_material
 from alignlab.honesty.report import fmt
 from alignlab.metrics.honesty import auroc, brier_score, kadavath_ece
 from alignlab.models.base import Model

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.data.open_questions import Grader, OpenQuestion, is_correct, load_open_task
 from alignlab.honesty.prompts import TRUE_FALSE_OPTIONS, answer_prompt, first_line, p_true_prompt
+from alignlab.honesty.questions import Grader, OpenQuestion, is_correct, load_open_task
 from alignlab.honesty.report import fmt, self_evaluation_row
 from alignlab.models.base import Model
 from alignlab.models.types import GenerateParams, GenerateRequest, ScoreRequest

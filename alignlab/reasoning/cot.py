@@ -16,7 +16,6 @@ from functools import lru_cache
 
 import numpy as np
 
-from alignlab.data.addition import ANSWER_CLOSE, parse_integer_answer
 from alignlab.models.base import Model
 from alignlab.models.types import (
     Conversation,
@@ -26,6 +25,7 @@ from alignlab.models.types import (
     PromptFormat,
     canonical_json,
 )
+from alignlab.reasoning.addition import ANSWER_CLOSE, parse_integer_answer
 from alignlab.reasoning.prompts import TURN_STOPS, cot_prompt
 from alignlab.reasoning.questions import Question
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from alignlab.data.addition import generate_addition
+from alignlab.reasoning.addition import generate_addition
 from alignlab.reasoning.questions import LETTERS, Question
 
 

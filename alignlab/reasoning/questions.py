@@ -1,6 +1,6 @@
 """Questions for the reasoning studies, from any of three sources:
 
-- ``addition`` or ``addition:2,4,8,16``: seeded synthetic sums (alignlab.data.addition), integer answers;
+- ``addition`` or ``addition:2,4,8,16``: seeded synthetic sums (alignlab.reasoning.addition), integer answers;
 - a multiple-choice JSONL file (alignlab.data.multiple_choice);
 - a BIG-bench JSON task with ``target_scores`` (``strategyqa``, ``logical_deduction``, or a task folder).
 """
@@ -12,11 +12,11 @@ import string
 from dataclasses import dataclass
 from typing import Literal
 
-from alignlab.data.addition import PAPER_OPERANDS, generate_addition
-from alignlab.data.bigbench import find_task, load_task
+from alignlab.bigbench.tasks import find_task, load_task
 from alignlab.data.errors import DataError
 from alignlab.data.multiple_choice import load_mc_jsonl
 from alignlab.models.types import PromptFormat
+from alignlab.reasoning.addition import PAPER_OPERANDS, generate_addition
 
 LETTERS = string.ascii_uppercase
 DEFAULT_ADDITION_COUNT = 8

@@ -142,7 +142,7 @@ def _attacks_of(run: Run, config: RedteamConfig, res: Resources, source: str, sk
     if kind == "harmless-base":
         found, bad = A.from_harmless_base(resolve_dataset(HARMLESS_BASE, data=config.data), config.limit)
     elif kind == "attempts":  # no path: the released file, found locally or downloaded
-        from alignlab.data.redteam import red_team_attempts_path
+        from alignlab.redteam.data import red_team_attempts_path
 
         found, bad = A.from_attempts(arg or red_team_attempts_path(config.data))
     elif kind == "jsonl":

@@ -1,6 +1,6 @@
 """``alignlab behaviors generate``: a new model-written eval (Perez et al. 2022) for a described behaviour.
 
-Registered by ``cli.py``; the pipeline is :mod:`alignlab.evals.generate_behaviors`.
+Registered by ``cli.py``; the pipeline is :mod:`alignlab.behaviors.generate`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def generate_command(
     cache: CacheOpt = True,
 ) -> None:
     """Generate a label-balanced behaviour dataset: sample, filter labels with a discriminator, balance."""
-    from alignlab.evals.generate_behaviors import GenerateConfig, GenerationError, generate_behaviors
+    from alignlab.behaviors.generate import GenerateConfig, GenerationError, generate_behaviors
 
     try:
         config = GenerateConfig(

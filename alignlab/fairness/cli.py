@@ -91,8 +91,8 @@ def bbq(
     chunk_size: ChunkOpt = 32,
 ) -> None:
     """BBQ accuracy and bias scores (s_AMB, s_DIS) per intervention and category, with CIs and a report."""
-    from alignlab.data.bbq import ALL_CATEGORIES, PAPER_CATEGORIES
     from alignlab.fairness.bbq import BBQConfig, run_bbq
+    from alignlab.fairness.bbq_data import ALL_CATEGORIES, PAPER_CATEGORIES
 
     named = {"paper": list(PAPER_CATEGORIES), "all": list(ALL_CATEGORIES)}.get(categories, _split(categories))
     options = {"interventions": _split(interventions), "categories": named, "prompt_format": prompt_format,

@@ -53,7 +53,7 @@ def eval_(
                                                                  "finish).")] = 64,
 ) -> None:
     """Score behaviour datasets: match rate per behaviour with CIs, winogenerated bias, and a report."""
-    from alignlab.evals.behaviors import BehaviorsConfig, run_behaviors
+    from alignlab.behaviors.runner import BehaviorsConfig, run_behaviors
     from alignlab.runs.run import Run
 
     if resume:
@@ -89,7 +89,7 @@ def datasets_(
     root: Annotated[Path, typer.Argument(help="A data root holding evals/, or the evals folder itself.")],
 ) -> None:
     """List the behaviour datasets found under a folder."""
-    from alignlab.data.behaviors import list_datasets
+    from alignlab.behaviors.data import list_datasets
 
     if not root.is_dir():
         console.print(f"[red]error:[/red] {root} is not a folder")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from alignlab.audit import register
-from alignlab.data.bigbench import BigBenchTask, FormattedExample, find_task, format_examples, load_task
+from alignlab.bigbench.tasks import BigBenchTask, FormattedExample, find_task, format_examples, load_task
 from alignlab.metrics.bigbench import (
     bigbench_expected_calibration_error,
     calibration_multiple_choice_brier_score,

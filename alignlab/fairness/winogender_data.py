@@ -13,7 +13,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignlab.data.behaviors import WINOGENERATED_GENDERS
+from alignlab.behaviors.data import WINOGENERATED_GENDERS
 from alignlab.data.errors import DataError
 from alignlab.data.resolve import http_download, resolve_dataset
 

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from alignlab.audit import register
-from alignlab.data.behaviors import WINOGENERATED_GENDERS, BehaviorDataset, BehaviorItem, load_dataset
+from alignlab.behaviors.data import WINOGENERATED_GENDERS, BehaviorDataset, BehaviorItem, load_dataset
 from alignlab.data.errors import DataError
 from alignlab.metrics.behaviors import (
     bootstrap_ci,

@@ -1,1 +1,0 @@
-"""Evaluation studies: BIG-bench JSON tasks, model-written evaluations."""
