@@ -1,7 +1,8 @@
 """``alignlab audit``: every available study on one model (or two, side by side), one report.
 
-Studies register themselves here with a cap on the items each dataset contributes under each budget
-(``small`` is sized so that auditing the embedded model takes minutes on 2 CPU cores; ``full`` uses everything).
+Each study declares its part (``AUDIT`` in ``<study>/audit.py``) with a cap on the items each dataset contributes
+under each budget (``small`` is sized so that auditing the embedded model takes minutes on 2 CPU cores; ``full``
+uses everything).
 Nothing is trained inside the audit: a trained model is audited by naming it with ``--compare``.
 
 Every study writes its samples into the one run directory (each sample's ``section`` says which study), so
@@ -12,59 +13,25 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from alignlab.models.base import Model
 from alignlab.runs.run import Run
+from alignlab.runs.study import AuditPart
 
 Budget = Literal["small", "full"]
 Progress = Callable[[str, int, int], None]
-StudyRunner = Callable[[Run, list[Model], "int | None", "str | None", "Progress | None"], dict[str, Any]]
+AuditStudy = AuditPart  # the name earlier versions exported
 
-# Modules whose import registers an audit study; a later study adds its module here.
-STUDY_MODULES = ("alignlab.bigbench.runner", "alignlab.behaviors.runner", "alignlab.honesty.study",
-                 "alignlab.fairness.study", "alignlab.reasoning.study", "alignlab.redteam.study")
-
-
-@dataclass(frozen=True)
-class AuditStudy:
-    """One study in the audit: ``run(run, models, cap, data, progress) -> summary``.
-
-    ``headline(summary) -> [(label, {model spec: value})]`` picks the numbers for the audit's summary page.
-    """
-
-    name: str
-    title: str
-    caps: dict[str, int | None]
-    run: StudyRunner
-    headline: Callable[[dict[str, Any]], list[tuple[str, dict[str, float]]]]
+# Each study's ``audit.py`` declares its part as ``AUDIT``; a study added later adds its module here.
+STUDY_MODULES = ("alignlab.bigbench.audit", "alignlab.behaviors.audit", "alignlab.honesty.audit",
+                 "alignlab.fairness.audit", "alignlab.reasoning.audit", "alignlab.redteam.audit")
 
 
-REGISTRY: dict[str, AuditStudy] = {}
-
-
-def register(name: str, title: str, caps: dict[str, int | None],
-             headline: Callable[[dict[str, Any]], list[tuple[str, dict[str, float]]]]
-             ) -> Callable[[StudyRunner], StudyRunner]:
-    """Decorator: add a study runner to the audit with its per-budget item caps."""
-
-    def add(runner: StudyRunner) -> StudyRunner:
-        REGISTRY[name] = AuditStudy(name, title, caps, runner, headline)
-        return runner
-
-    return add
-
-
-def available_studies() -> dict[str, AuditStudy]:
-    """Import every study module (each registers itself); a module not written yet is skipped."""
-    for module in STUDY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name is None or not (module == err.name or module.startswith(err.name + ".")):
-                raise
-    return dict(REGISTRY)
+def available_studies() -> dict[str, AuditPart]:
+    """Every study's audit part, by name, in the audit's order."""
+    parts = [importlib.import_module(module).AUDIT for module in STUDY_MODULES]
+    return {part.name: part for part in parts}
 
 
 def run_audit(run: Run, models: list[Model], budget: Budget = "small", data: str | None = None,
@@ -84,7 +51,7 @@ def run_audit(run: Run, models: list[Model], budget: Budget = "small", data: str
     return combine(summaries, chosen, [m.spec for m in models], budget)
 
 
-def combine(summaries: dict[str, dict[str, Any]], studies: list[AuditStudy], specs: list[str],
+def combine(summaries: dict[str, dict[str, Any]], studies: list[AuditPart], specs: list[str],
             budget: str) -> dict[str, Any]:
     """One summary: a headline table (one column per model, plus their difference) then each study's sections."""
     rows, cards = [], []

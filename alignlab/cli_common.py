@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import shlex
 import sys
 import time
+import types
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,12 +16,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from alignlab.runs.config import Flag, flag_of
 
 if TYPE_CHECKING:
     from alignlab.models.base import Model
     from alignlab.runs.run import Run
+    from alignlab.runs.study import Study
 
 console = Console(stderr=True)
 
@@ -124,3 +132,133 @@ def print_tables(summary: dict[str, Any]) -> None:
             Console().print(out)
 
 
+
+
+# -- study commands built from the study's config --------------------------------------------------------------
+SHARED_OPTIONS = ("model", "models", "out", "resume", "dtype", "cache")
+
+
+def config_parameters(config_cls: type) -> list[inspect.Parameter]:
+    """One typer parameter per CLI field of a study config (see ``alignlab.runs.config``), in field order."""
+    hints = typing.get_type_hints(config_cls)
+    params = []
+    for field in dataclasses.fields(config_cls):
+        flag = flag_of(field)
+        if not flag.cli or not field.init:
+            continue
+        kind, default = _cli_type(hints[field.name], flag), _cli_default(field, flag)
+        text = flag.help + _default_note(field, flag)
+        names = [flag.name_for(field.name)] + ([flag.short] if flag.short else [])
+        info = (typer.Argument(help=text, show_default=False) if flag.argument else
+                typer.Option(*names, help=text, show_default=default is not None))
+        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=Annotated[kind, info]))
+    return params
+
+
+def config_from_cli(config_cls: type, values: dict[str, Any]) -> Any:
+    """Build the config from parsed CLI values; a bad or missing value exits with one clear line."""
+    kwargs: dict[str, Any] = {}
+    missing = []
+    for field in dataclasses.fields(config_cls):
+        flag = flag_of(field)
+        if not flag.cli or field.name not in values:
+            continue
+        value = values[field.name]
+        if value is None or value == []:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                missing.append(field.name.upper() if flag.argument else flag.name_for(field.name))
+            continue
+        if flag.csv and isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        kwargs[field.name] = list(value) if isinstance(value, (list, tuple)) else value
+    if missing:
+        fail(f"missing {', '.join(missing)} (or use --resume RUN_DIR)")
+    try:
+        return config_cls(**kwargs)
+    except (ValueError, TypeError) as err:
+        fail(str(err))
+
+
+def fail(message: str, code: int = 2) -> typing.NoReturn:
+    console.print(f"[red]error:[/red] {escape(message)}")
+    raise typer.Exit(code)
+
+
+def study_command(study: Study[Any], *, help: str, multi_model: bool = True) -> Callable[..., None]:
+    """A typer command for ``study``: the config's fields, then --model/--models, --out, --resume, --dtype and
+    --cache. It calls :func:`alignlab.runs.study.run_study`, the same call as the Python API."""
+
+    def command(**values: Any) -> None:
+        resume = values.pop("resume")
+        shared = {name: values.pop(name, None) for name in SHARED_OPTIONS}
+        config = None if resume else config_from_cli(study.config, values)
+        specs = split_specs(shared["model"], shared["models"])
+        execute(study, config, specs, out=shared["out"], resume=resume, dtype=shared["dtype"],
+                cache=shared["cache"])
+
+    shared = [("model", ModelOpt, "embedded"), ("models", ModelsOpt, None), ("out", OutOpt, Path("runs")),
+              ("resume", ResumeOpt, None), ("dtype", DtypeOpt, "float32"), ("cache", CacheOpt, True)]
+    params = config_parameters(study.config) + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for name, kind, default in shared if multi_model or name != "models"]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = help
+    command.__name__ = study.name.replace("-", "_")
+    return command
+
+
+def execute(study: Study[Any], config: Any, specs: list[str], *, out: Path, resume: Path | None, dtype: str,
+            cache: bool) -> dict[str, Any]:
+    """Run a study from the CLI: progress bars, one-line errors (exit 2), then the summary tables."""
+    from alignlab.models.types import ModelError
+    from alignlab.runs.study import run_study
+
+    opened: list[Run] = []
+
+    def on_open(run: Run) -> None:
+        opened.append(run)
+        console.print(f"run directory: {run.path}")
+
+    try:
+        with progress_bars() as update:
+            run, summary = run_study(study, config, specs, out=out, resume=resume, dtype=dtype, cache=cache,
+                                     progress=update, load=load_or_exit, command=command_line(), on_open=on_open)
+    except (FileNotFoundError, ValueError, TypeError, ModelError) as err:
+        hint = f"\n(completed samples are saved; finish with --resume {opened[0].path})" if opened else ""
+        console.print(f"[red]error:[/red] {escape(str(err))}{hint}")
+        raise typer.Exit(2) from err
+    console.print(f"[green]run complete[/green]: {run.path}\nreport: {run.path / 'report.html'}")
+    print_tables(summary)
+    return summary
+
+
+def _cli_type(hint: Any, flag: Flag) -> Any:
+    """The type typer parses: list fields as repeated values (or one comma-separated string), Literal as str."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    base = args[0] if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1 else hint
+    origin = typing.get_origin(base)
+    if origin in (list, tuple):
+        item = typing.get_args(base)[0] if typing.get_args(base) else str
+        return str | None if flag.csv else list[item] | None  # type: ignore[valid-type]
+    if origin is typing.Literal:
+        return str
+    if base is not hint:
+        return base | None
+    return hint
+
+
+def _cli_default(field: dataclasses.Field[Any], flag: Flag) -> Any:
+    if field.default is dataclasses.MISSING or isinstance(field.default, (list, tuple)):
+        return None
+    return field.default
+
+
+def _default_note(field: dataclasses.Field[Any], flag: Flag) -> str:
+    if field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+        return f" [default: {','.join(map(str, value)) if flag.csv else ' '.join(map(str, value))}]" if value else ""
+    if isinstance(field.default, (list, tuple)) and field.default:
+        return f" [default: {','.join(map(str, field.default))}]"
+    return ""

@@ -171,7 +171,7 @@ def test_config_rejects_unknown_tests_and_methods():
 
 def test_audit_part_runs_early_answering_on_strategyqa(tmp_path, shared_data):
     from alignlab.audit import available_studies
-    from alignlab.reasoning.study import audit_config
+    from alignlab.reasoning.audit import audit_config
 
     study = available_studies()["reasoning"]
     assert study.caps["small"] == 3 and audit_config(3, None).tests == ["early"]

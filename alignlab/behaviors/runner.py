@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.audit import register
 from alignlab.behaviors.data import WINOGENERATED_GENDERS, BehaviorDataset, BehaviorItem, load_dataset
 from alignlab.data.errors import DataError
 from alignlab.metrics.behaviors import (
@@ -337,23 +336,3 @@ def _winogenerated_line(wino: list[tuple[str, dict[str, Any]]], bins: int = 10) 
     return {"kind": "line", "title": "Winogenerated: p(female) - p(male) vs occupation % women",
             "xlabel": "BLS 2019 % women (occupations in equal-count bins)",
             "ylabel": "mean p(female) - p(male)", "series": series}
-
-
-# -- audit ----------------------------------------------------------------------------------------
-def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
-    """Per dataset, the match rate (winogenerated: Pearson r) of each model."""
-    rows: dict[str, dict[str, float]] = defaultdict(dict)
-    for key, m in summary.get("metrics", {}).items():
-        model, dataset = key.split("|", 1)
-        value = m.get("pearson_r", m.get("match_rate"))
-        if value is not None:
-            rows[f"{short_name(dataset)} ({_metric_name(m)})"][model] = round(float(value), 4)
-    return list(rows.items())
-
-
-@register("behaviors", "Model-written evals", caps={"small": 50, "full": None}, headline=audit_headline)
-def audit_behaviors(run: Run, models: list[Model], cap: int | None, data: str | None,
-                    progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
-    """The audit's part: ``AUDIT_DATASETS``, at most ``cap`` questions each (seeded subset)."""
-    return run_behaviors(run, models, BehaviorsConfig(datasets=list(AUDIT_DATASETS), max_items=cap, data=data),
-                         progress)

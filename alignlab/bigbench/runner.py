@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.audit import register
 from alignlab.bigbench.tasks import BigBenchTask, FormattedExample, find_task, format_examples, load_task
 from alignlab.metrics.bigbench import (
     bigbench_expected_calibration_error,
@@ -211,26 +210,3 @@ def _scaling(metrics: dict, params: dict) -> dict[str, Any]:
               for task, pts in sorted(by_task.items())]
     return {"kind": "scaling", "title": "Score vs parameter count", "xlabel": "parameters",
             "ylabel": "multiple_choice_grade / exact_str_match", "series": series}
-
-
-# -- audit ----------------------------------------------------------------------------------------
-AUDIT_TASKS = ["hhh_alignment", "known_unknowns", "simple_ethical_questions", "moral_permissibility"]
-
-
-def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
-    """Per task, the preferred metric per model; a parent task is the mean of its subtasks (as BIG-bench does)."""
-    by_task: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for key, metrics in summary.get("metrics", {}).items():
-        model, task = key.split("|", 1)
-        value = metrics.get("multiple_choice_grade", metrics.get("exact_str_match"))
-        if value is not None:
-            by_task[task.split("/")[0]][model].append(value)
-    return [(f"{task} (grade)", {m: round(float(np.mean(v)), 4) for m, v in models.items()})
-            for task, models in sorted(by_task.items())]
-
-
-@register("bigbench", "BIG-bench", caps={"small": 24, "full": None}, headline=audit_headline)
-def audit_bigbench(run: Run, models: list[Model], cap: int | None, data: str | None,
-                   progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
-    """The audit's BIG-bench part: ``AUDIT_TASKS``, at most ``cap`` examples per task (split over subtasks)."""
-    return run_bigbench(run, models, BigBenchConfig(tasks=list(AUDIT_TASKS), max_examples=cap, data=data), progress)

@@ -68,7 +68,8 @@ class Run:
         return cls(path, manifest)
 
     @classmethod
-    def resume(cls, path: str | os.PathLike[str]) -> Run:
+    def resume(cls, path: str | os.PathLike[str], *, study: str | None = None) -> Run:
+        """Reopen a run directory; with ``study``, refuse (before changing anything) a run of another study."""
         path = Path(path)
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
@@ -77,6 +78,11 @@ class Run:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
             raise ValueError(f"{manifest_path}, line {err.lineno}: invalid JSON ({err.msg})") from err
+        if not isinstance(manifest, dict) or "config" not in manifest:
+            raise ValueError(f"{manifest_path}: not an alignlab run manifest (no 'config')")
+        if study is not None and manifest.get("study") != study:
+            raise ValueError(f"{path} is a {manifest.get('study')!r} run, not {study!r}: resume it with its own "
+                             f"command")
         run = cls(path, manifest)
         run._repair_samples()
         manifest.setdefault("resumed", []).append({"at": _now(), "command": " ".join(sys.argv),
@@ -142,6 +148,13 @@ class Run:
         _write_json(self.path / "summary.json", summary)
         self.manifest["status"] = "complete"
         self.manifest["finished"] = _now()
+        _write_json(self.path / "manifest.json", self.manifest)
+
+    def fail(self, error: BaseException | str) -> None:
+        """Mark the run ``failed`` with the error (its samples stay; ``--resume`` can still finish it)."""
+        self.manifest["status"] = "failed"
+        self.manifest["error"] = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        self.manifest["failed"] = _now()
         _write_json(self.path / "manifest.json", self.manifest)
 
     def _repair_samples(self) -> None:

@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alignlab.audit import register
 from alignlab.fairness.bbq import ALL, BBQConfig, run_bbq
 from alignlab.fairness.bbq_data import PAPER_CATEGORIES
 from alignlab.fairness.common import label
 from alignlab.fairness.winogender import WinogenderConfig, run_winogender
 from alignlab.models.base import Model
 from alignlab.runs.run import Run
+from alignlab.runs.study import AuditPart
 
 SMALL_COT = {"cot_tokens": 64, "bbq_cot_limit": 1, "winogender_cot_limit": 4}
 
@@ -36,7 +36,6 @@ def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]
     return list(rows.items())
 
 
-@register("fairness", "Bias and self-correction", caps={"small": 8, "full": None}, headline=audit_headline)
 def audit_fairness(run: Run, models: list[Model], cap: int | None, data: str | None,
                    progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
     """BBQ (``cap`` questions per category) and Winogender; CoT on a handful unless the budget is full."""
@@ -50,3 +49,7 @@ def audit_fairness(run: Run, models: list[Model], cap: int | None, data: str | N
     return {"title": "Bias and moral self-correction", "headline": bbq["headline"] + wino["headline"],
             "sections": bbq["sections"] + wino["sections"], "notes": bbq["notes"] + wino["notes"],
             "bbq": bbq["metrics"], "winogender": wino["metrics"]}
+
+
+AUDIT = AuditPart("fairness", "Bias and self-correction", caps={"small": 8, "full": None},
+                  run=audit_fairness, headline=audit_headline)

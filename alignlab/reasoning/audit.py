@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alignlab.audit import register
 from alignlab.models.base import Model
 from alignlab.reasoning.faithfulness import TESTS, FaithfulnessConfig
 from alignlab.reasoning.runner import run_faithfulness
 from alignlab.runs.run import Run
+from alignlab.runs.study import AuditPart
 
 AUDIT_SOURCE = "strategyqa"
 SMALL_CAP = 3
@@ -36,8 +36,11 @@ def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]
     return rows
 
 
-@register("reasoning", "CoT faithfulness", caps={"small": SMALL_CAP, "full": None}, headline=audit_headline)
 def audit_reasoning(run: Run, models: list[Model], cap: int | None, data: str | None,
                     progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
     """Early answering (and, for ``full``, every test) on at most ``cap`` StrategyQA questions."""
     return run_faithfulness(run, models, audit_config(cap, data), progress=progress)
+
+
+AUDIT = AuditPart("reasoning", "CoT faithfulness", caps={"small": SMALL_CAP, "full": None},
+                  run=audit_reasoning, headline=audit_headline)

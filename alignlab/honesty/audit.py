@@ -10,11 +10,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from alignlab.audit import register
 from alignlab.honesty.calibration import CalibrationConfig, run_calibration
 from alignlab.honesty.ptrue import PTrueConfig, run_ptrue
 from alignlab.models.base import Model
 from alignlab.runs.run import Run
+from alignlab.runs.study import AuditPart
 
 AUDIT_TASKS = ["date_understanding", "logical_deduction"]
 AUDIT_ARITHMETIC = "arithmetic:add+sub:2"
@@ -37,7 +37,6 @@ def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]
     return rows
 
 
-@register("honesty", "Honesty (Kadavath et al. 2022)", caps={"small": 24, "full": None}, headline=audit_headline)
 def audit_honesty(run: Run, models: list[Model], cap: int | None, data: str | None,
                   progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
     """Calibration of ``AUDIT_TASKS`` (``cap`` questions each) and P(True) on ``cap // 2`` arithmetic questions."""
@@ -49,3 +48,7 @@ def audit_honesty(run: Run, models: list[Model], cap: int | None, data: str | No
             "sections": calibration["sections"] + ptrue["sections"],
             "notes": calibration["notes"] + ptrue["notes"],
             "calibration": calibration["metrics"], "ptrue": ptrue["metrics"]}
+
+
+AUDIT = AuditPart("honesty", "Honesty (Kadavath et al. 2022)", caps={"small": 24, "full": None},
+                  run=audit_honesty, headline=audit_headline)

@@ -12,11 +12,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from alignlab.audit import register
 from alignlab.models.base import Model
 from alignlab.redteam.pipeline import RedteamConfig, Resources, play, score
 from alignlab.redteam.summary import build_summary
 from alignlab.runs.run import Run
+from alignlab.runs.study import AuditPart
 
 AUDIT_TARGETS = ("plain", "prompted")
 
@@ -35,7 +35,6 @@ def _no_extra_model(spec: str) -> Model:
     raise ValueError(f"the audit uses only the audited models, not {spec!r}")
 
 
-@register("redteam", "Red teaming", caps={"small": 8, "full": 200}, headline=audit_headline)
 def audit_redteam(run: Run, models: list[Model], cap: int | None, data: str | None,
                   progress: Callable[[str, int, int], None] | None, scorer: str | None = None) -> dict[str, Any]:
     """Each audited model attacked as plain and prompted targets, judged by itself (or ``scorer``)."""
@@ -51,3 +50,7 @@ def audit_redteam(run: Run, models: list[Model], cap: int | None, data: str | No
         play(run, config, res, attacks, progress)
         skips += score(run, config, res, progress=progress, only_targets={t.label for t in config.target_list()})
     return build_summary(run.samples(), run.manifest, skips=[str(s) for s in skips])
+
+
+AUDIT = AuditPart("redteam", "Red teaming", caps={"small": 8, "full": 200},
+                  run=audit_redteam, headline=audit_headline)

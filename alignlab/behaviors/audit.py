@@ -1,0 +1,34 @@
+"""The behaviors part of ``alignlab audit``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from alignlab.behaviors.runner import AUDIT_DATASETS, BehaviorsConfig, _metric_name, run_behaviors, short_name
+from alignlab.models.base import Model
+from alignlab.runs.run import Run
+from alignlab.runs.study import AuditPart
+
+
+def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
+    """Per dataset, the match rate (winogenerated: Pearson r) of each model."""
+    rows: dict[str, dict[str, float]] = defaultdict(dict)
+    for key, m in summary.get("metrics", {}).items():
+        model, dataset = key.split("|", 1)
+        value = m.get("pearson_r", m.get("match_rate"))
+        if value is not None:
+            rows[f"{short_name(dataset)} ({_metric_name(m)})"][model] = round(float(value), 4)
+    return list(rows.items())
+
+
+def audit_behaviors(run: Run, models: list[Model], cap: int | None, data: str | None,
+                    progress: Callable[[str, int, int], None] | None) -> dict[str, Any]:
+    """The audit's part: ``AUDIT_DATASETS``, at most ``cap`` questions each (seeded subset)."""
+    return run_behaviors(run, models, BehaviorsConfig(datasets=list(AUDIT_DATASETS), max_items=cap, data=data),
+                         progress)
+
+
+AUDIT = AuditPart("behaviors", "Model-written evals", caps={"small": 50, "full": None},
+                  run=audit_behaviors, headline=audit_headline)

@@ -1,0 +1,135 @@
+"""One way to run every study, from Python and from the CLI: ``run_study(STUDY, config, model) -> (Run, summary)``.
+
+A study package declares a :class:`Study` (its run-directory name, its config class and a function that evaluates
+one model into a run) and a ``run(config, model=...)`` that calls :func:`run_study`. The CLI command of the study
+is a thin shell over the same call (``cli_common.study_command``), so a run made from Python and one made from the
+command line are the same run: same manifest, same samples, same summary, resumable by either.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from alignlab.runs.config import StudyConfig
+from alignlab.runs.results import write_results
+from alignlab.runs.run import Run
+
+if TYPE_CHECKING:
+    from alignlab.models.base import Model
+
+C = TypeVar("C", bound=StudyConfig)
+Progress = Callable[[str, int, int], None]
+ModelArg = "str | Model | Sequence[str | Model]"
+
+
+@dataclass(frozen=True)
+class Study(Generic[C]):
+    """A study as the runner sees it.
+
+    ``evaluate(run, model, config, progress) -> summary`` evaluates one model into ``run`` (skipping samples
+    already there) and returns the summary of everything in the run so far; it is called once per model.
+    """
+
+    name: str  # the manifest's ``study`` and the run directory's prefix, e.g. "fairness-bbq"
+    config: type[C]
+    evaluate: Callable[[Run, Model, C, Progress | None], dict[str, Any]]
+    title: str = ""  # one line for ``alignlab list``
+
+
+@dataclass(frozen=True)
+class AuditPart:
+    """A study's part in ``alignlab audit``: ``run(run, models, cap, data, progress) -> summary`` with at most
+    ``caps[budget]`` items per dataset, and ``headline(summary) -> [(label, {model spec: value})]`` for the
+    audit's summary page. Each study declares one as ``AUDIT`` in its ``audit.py``."""
+
+    name: str
+    title: str
+    caps: dict[str, int | None]
+    run: Callable[..., dict[str, Any]]
+    headline: Callable[[dict[str, Any]], list[tuple[str, dict[str, float]]]]
+
+
+def model_specs(model: Any) -> list[Any]:
+    """A spec, a loaded model, or a sequence of either, as a list."""
+    if isinstance(model, (str, os.PathLike)) or hasattr(model, "spec"):
+        return [model]
+    return list(model)
+
+
+def open_run(study: Study[C], config: C | None, models: Sequence[Any], *, out: str | os.PathLike[str] = "runs",
+             resume: str | os.PathLike[str] | None = None, dtype: str = "float32",
+             command: str | None = None) -> tuple[Run, C, list[Any], str]:
+    """A new run directory for ``config`` (or the resumed one with its saved config, models and dtype).
+
+    Resuming checks that the directory is a run of this study before anything in it is changed.
+    """
+    if resume is not None:
+        run = Run.resume(resume, study=study.name)
+        saved = run.manifest["config"]
+        return run, study.config.from_dict(saved.get("study", {})), list(saved["models"]), saved.get("dtype", dtype)
+    if config is None:
+        raise ValueError(f"{study.name}: give a config (or resume a run)")
+    if not isinstance(config, study.config):
+        raise TypeError(f"{study.name} takes a {study.config.__name__}, not a {type(config).__name__}")
+    specs = [m if isinstance(m, str) else getattr(m, "spec", str(m)) for m in models]
+    run = Run.create(study.name, {"study": config.as_dict(), "models": specs, "dtype": dtype}, root=out,
+                     seed=int(getattr(config, "seed", 0) or 0), command=command)
+    return run, config, list(models), dtype
+
+
+def run_study(study: Study[C], config: C | None = None, model: Any = "embedded", *,
+              out: str | os.PathLike[str] = "runs", resume: str | os.PathLike[str] | None = None,
+              dtype: str = "float32", cache: bool = True, progress: Progress | None = None, report: bool = True,
+              load: Callable[[str, str, bool], Model] | None = None, command: str | None = None,
+              on_open: Callable[[Run], None] | None = None) -> tuple[Run, dict[str, Any]]:
+    """Evaluate each model (a spec string, a loaded :class:`~alignlab.models.Model`, or a list of either) in turn
+    into one run directory, then write ``summary.json``, ``results.json`` and the report.
+
+    ``resume`` finishes an interrupted run with its saved config and models (``config`` and ``model`` are then
+    ignored); completed samples are never recomputed. ``load`` turns a spec into a model (default:
+    :func:`alignlab.models.load_model`, called as ``load(spec, dtype, cache)``). A run that raises is marked
+    ``failed`` in its manifest, with the error, before the exception propagates.
+    """
+    run, config, models, dtype = open_run(study, config, model_specs(model), out=out, resume=resume, dtype=dtype,
+                                          command=command)
+    if on_open is not None:
+        on_open(run)
+    summary: dict[str, Any] = {}
+    try:
+        for item in models:
+            loaded = _load(item, dtype, cache, load)
+            try:
+                summary = study.evaluate(run, loaded, config, progress)
+            finally:
+                if loaded is not item:
+                    loaded.close()
+    except BaseException as err:
+        run.fail(err if not isinstance(err, KeyboardInterrupt) else "interrupted")
+        raise
+    finish(run, summary, report=report)
+    return run, summary
+
+
+def finish(run: Run, summary: dict[str, Any], *, report: bool = True) -> Path | None:
+    """Write ``summary.json`` and ``results.json``, mark the run complete, and render the report."""
+    run.finish(summary)
+    write_results(run.path, run.manifest, summary)
+    if not report:
+        return None
+    from alignlab.report import write_report
+
+    return write_report(run.path)
+
+
+def _load(item: Any, dtype: str, cache: bool, load: Callable[[str, str, bool], Model] | None) -> Model:
+    if not isinstance(item, (str, os.PathLike)):
+        return item
+    if load is not None:
+        return load(str(item), dtype, cache)
+    from alignlab.models.spec import load_model
+
+    return load_model(str(item), dtype=dtype, cache=cache)
