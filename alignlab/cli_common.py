@@ -258,7 +258,7 @@ def _cli_default(field: dataclasses.Field[Any], flag: Flag) -> Any:
 def _default_note(field: dataclasses.Field[Any], flag: Flag) -> str:
     if field.default_factory is not dataclasses.MISSING:
         value = field.default_factory()
-        return f" [default: {','.join(map(str, value)) if flag.csv else ' '.join(map(str, value))}]" if value else ""
+        return f" (default: {(',' if flag.csv else ' ').join(map(str, value))})" if value else ""
     if isinstance(field.default, (list, tuple)) and field.default:
-        return f" [default: {','.join(map(str, field.default))}]"
+        return f" (default: {','.join(map(str, field.default))})"
     return ""

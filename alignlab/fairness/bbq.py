@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 from alignlab.fairness import prompts as P
-from alignlab.fairness.bbq_data import PAPER_CATEGORIES, BBQItem, load_bbq
+from alignlab.fairness.bbq_data import BBQItem, load_bbq
 from alignlab.fairness.common import (
     INTERVENTION_ORDER,
-    FairnessConfig,
     ci_cells,
     fmt,
     intervention_bar,
@@ -26,6 +25,7 @@ from alignlab.fairness.common import (
     ordered,
     seeded_subset,
 )
+from alignlab.fairness.config import BBQConfig
 from alignlab.fairness.interventions import Answer, Dialogue, run_items
 from alignlab.metrics.fairness import BiasScores, answer_codes, bias_scores
 from alignlab.models.base import Model
@@ -33,13 +33,6 @@ from alignlab.runs.run import Run
 
 SECTION = "fairness-bbq"
 ALL = "all"
-
-
-@dataclass
-class BBQConfig(FairnessConfig):
-    """``alignlab fairness bbq``; ``limit`` and ``cot_limit`` count questions per category."""
-
-    categories: list[str] = field(default_factory=lambda: list(PAPER_CATEGORIES))
 
 
 def dialogue(item: BBQItem, intervention: str) -> Dialogue:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,6 @@ import numpy as np
 from alignlab.fairness import prompts as P
 from alignlab.fairness.common import (
     INTERVENTION_ORDER,
-    FairnessConfig,
     ci_cells,
     fmt,
     intervention_bar,
@@ -33,9 +31,8 @@ from alignlab.fairness.common import (
     ordered,
     seeded_subset,
 )
+from alignlab.fairness.config import DiscriminationConfig
 from alignlab.fairness.discrimination_data import (
-    DEFAULT_GPA,
-    DEFAULT_LSAT,
     RACES,
     SEXES,
     AdmissionItem,
@@ -52,25 +49,8 @@ from alignlab.models.base import Model
 from alignlab.runs.run import Run
 
 SECTION = "fairness-discrimination"
-SOURCES = ("grid", "csv", "discrim-eval")
+
 BASELINES = {"race": "white", "gender": "male", "age": "60"}  # discrim-eval's reference group (Tamkin et al.)
-
-
-@dataclass
-class DiscriminationConfig(FairnessConfig):
-    """``alignlab fairness discrimination``; ``limit`` / ``cot_limit`` count students (discrim-eval: scenarios)."""
-
-    source: str = "grid"
-    path: str | None = None  # the CSV (source csv), or explicit | implicit | a .jsonl path (source discrim-eval)
-    lsat: list[float] = field(default_factory=lambda: list(DEFAULT_LSAT))
-    gpa: list[float] = field(default_factory=lambda: list(DEFAULT_GPA))
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
-        if self.source == "csv" and not self.path:
-            raise ValueError("source csv needs the path of a CSV with lsat and gpa columns")
 
 
 def _gpa(value: float) -> str:

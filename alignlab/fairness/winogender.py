@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ import numpy as np
 from alignlab.fairness import prompts as P
 from alignlab.fairness.common import (
     INTERVENTION_ORDER,
-    FairnessConfig,
     ci_cells,
     fmt,
     intervention_bar,
@@ -28,6 +26,7 @@ from alignlab.fairness.common import (
     ordered,
     seeded_subset,
 )
+from alignlab.fairness.config import WinogenderConfig
 from alignlab.fairness.interventions import Answer, Dialogue, run_items
 from alignlab.fairness.winogender_data import GENDERS, WinogenderItem, load_winogender
 from alignlab.metrics.fairness import pronoun_correlation
@@ -35,14 +34,6 @@ from alignlab.models.base import Model
 from alignlab.runs.run import Run
 
 SECTION = "fairness-winogender"
-
-
-@dataclass
-class WinogenderConfig(FairnessConfig):
-    """``alignlab fairness winogender``; ``limit`` and ``cot_limit`` count templates (one per occupation)."""
-
-    interventions: list[str] = field(default_factory=lambda: ["q", "if", "cot", "match-stats"])
-    allowed: tuple[str, ...] = ("q", "if", "cot", "match-stats")
 
 
 def dialogue(item: WinogenderItem, intervention: str) -> Dialogue:

@@ -72,14 +72,7 @@ class Run:
         """Reopen a run directory; with ``study``, refuse (before changing anything) a run of another study."""
         path = Path(path)
         manifest_path = path / "manifest.json"
-        if not manifest_path.is_file():
-            raise FileNotFoundError(f"{manifest_path} not found: {path} is not a run directory")
-        try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{manifest_path}, line {err.lineno}: invalid JSON ({err.msg})") from err
-        if not isinstance(manifest, dict) or "config" not in manifest:
-            raise ValueError(f"{manifest_path}: not an alignlab run manifest (no 'config')")
+        manifest = cls.read_manifest(path)
         if study is not None and manifest.get("study") != study:
             raise ValueError(f"{path} is a {manifest.get('study')!r} run, not {study!r}: resume it with its own "
                              f"command")
@@ -90,6 +83,22 @@ class Run:
         manifest["status"] = "running"
         _write_json(manifest_path, manifest)
         return run
+
+    @staticmethod
+    def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:
+        """A run directory's manifest, read without changing anything; a clear error when it is not a run."""
+        manifest_path = Path(path) / "manifest.json"
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"{path}: no such run directory")
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{manifest_path} not found: {path} is not a run directory")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{manifest_path}: not valid JSON ({err})") from err
+        if not isinstance(manifest, dict) or not isinstance(manifest.get("config"), dict):
+            raise ValueError(f"{manifest_path}: not an alignlab run manifest (no 'config' object)")
+        return manifest
 
     def record_model(self, model: Any) -> None:
         """Add a model's spec, fingerprint and description to the manifest (once per fingerprint)."""

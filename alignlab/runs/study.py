@@ -133,3 +133,20 @@ def _load(item: Any, dtype: str, cache: bool, load: Callable[[str, str, bool], M
     from alignlab.models.spec import load_model
 
     return load_model(str(item), dtype=dtype, cache=cache)
+
+
+def pick_study(studies: Sequence[Study[Any]], config: Any, resume: str | os.PathLike[str] | None) -> Study[Any]:
+    """The study whose config class is ``type(config)`` or, when resuming, whose name the run's manifest has."""
+    if config is not None:
+        for study in studies:
+            if type(config) is study.config:
+                return study
+        names = ", ".join(s.config.__name__ for s in studies)
+        raise TypeError(f"expected one of {names}, got {type(config).__name__}")
+    if resume is None:
+        raise ValueError("give a config (or resume=RUN_DIR)")
+    name = Run.read_manifest(resume).get("study")
+    for study in studies:
+        if study.name == name:
+            return study
+    raise ValueError(f"{resume} is a {name!r} run, not one of {', '.join(s.name for s in studies)}")
