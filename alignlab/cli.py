@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,23 +10,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alignlab.audit.cli import audit_command
 from alignlab.behaviors.cli import behaviors_app
 from alignlab.behaviors.cli_generate import generate_command
-from alignlab.cli_common import (
-    CacheOpt,
-    DataOpt,
-    DtypeOpt,
-    ModelOpt,
-    ModelsOpt,
-    OutOpt,
-    ResumeOpt,
-    command_line,
-    console,
-    finish_run,
-    load_or_exit,
-    resumable,
-    split_specs,
-)
+from alignlab.bigbench.cli import bigbench_command
+from alignlab.cli_common import DataOpt, DtypeOpt, console, fail
+from alignlab.constitution.cli import constitution_app
+from alignlab.fairness.cli import fairness_app
+from alignlab.honesty.cli import honesty_app
+from alignlab.influence.cli import influence_app
+from alignlab.reasoning.cli import reasoning_app
+from alignlab.redteam.cli import redteam_app
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -64,102 +58,41 @@ def models() -> None:
 
 
 @app.command()
-def bigbench(
-    tasks: Annotated[list[str] | None, typer.Argument(help="Task names (e.g. hhh_alignment) or folders.")] = None,
-    model: ModelOpt = "embedded",
-    models_: ModelsOpt = None,
-    shots: Annotated[int, typer.Option("--shots", help="k-shot examples drawn as BIG-bench does.")] = 0,
-    limit: Annotated[int | None, typer.Option("--limit", help="At most this many examples per task.")] = None,
-    seed: Annotated[int, typer.Option("--seed")] = 42,
-    data: DataOpt = None,
-    out: OutOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    dtype: DtypeOpt = "float32",
-    cache: CacheOpt = True,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Examples per model call (saved as they finish).")
-                          ] = 32,
-) -> None:
-    """Run BIG-bench JSON tasks (multiple-choice and generative) and write a report."""
-    from alignlab.bigbench.runner import BigBenchConfig, run_bigbench
-    from alignlab.runs.run import Run
-
-    if resume:
-        run = Run.resume(resume)
-        cfg = run.manifest["config"]
-        config = BigBenchConfig(**{k: v for k, v in cfg["study"].items() if k != "errors"})
-        specs, dtype = cfg["models"], cfg["dtype"]
-    else:
-        if not tasks:
-            console.print("[red]error:[/red] name at least one task (e.g. hhh_alignment) or use --resume")
-            raise typer.Exit(2)
-        config = BigBenchConfig(tasks=list(tasks), shots=shots, seed=seed, max_examples=limit, data=data,
-                                chunk_size=chunk_size)
-        specs = split_specs(model, models_)
-        run = Run.create("bigbench", {"study": {k: v for k, v in vars(config).items() if k != "errors"},
-                                      "models": specs, "dtype": dtype}, root=out, seed=seed,
-                         command=command_line())
-    console.print(f"run directory: {run.path}")
-    summary = None
-    with resumable(run) as update:
-        for spec in specs:
-            m = load_or_exit(spec, dtype, cache)
-            config.errors.clear()
-            summary = run_bigbench(run, [m], config, progress=update)
-            m.close()
-    finish_run(run, summary)
-
-
-@app.command()
-def audit(
-    model: ModelOpt = "embedded",
-    compare: Annotated[str | None, typer.Option("--compare", help="A second model (e.g. a trained one) to audit "
-                                                                  "side by side.")] = None,
-    budget: Annotated[str, typer.Option("--budget", help="small (minutes on a CPU) or full (every item).")
-                      ] = "small",
-    studies: Annotated[str | None, typer.Option("--studies", help="Comma-separated subset of studies.")] = None,
-    data: DataOpt = None,
-    out: OutOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    dtype: DtypeOpt = "float32",
-    cache: CacheOpt = True,
-) -> None:
-    """Run every available evaluation on a model and write one report with a summary page."""
-    from alignlab.audit import available_studies, run_audit
-    from alignlab.runs.run import Run
-
-    if resume:
-        run = Run.resume(resume)
-        cfg = run.manifest["config"]
-        specs, budget, chosen, data, dtype = cfg["models"], cfg["budget"], cfg["studies"], cfg["data"], cfg["dtype"]
-    else:
-        if budget not in ("small", "full"):
-            console.print(f"[red]error:[/red] --budget must be small or full, not {budget!r}")
-            raise typer.Exit(2)
-        registry = available_studies()
-        chosen = split_specs("", studies) if studies else list(registry)
-        unknown = sorted(set(chosen) - set(registry))
-        if unknown:
-            console.print(f"[red]error:[/red] unknown studies {unknown}; available: {sorted(registry)}")
-            raise typer.Exit(2)
-        specs = [model] + ([compare] if compare else [])
-        config = {"models": specs, "budget": budget, "studies": chosen, "data": data, "dtype": dtype}
-        run = Run.create("audit", config, root=out, command=command_line())
-    console.print(f"run directory: {run.path}")
-    loaded = [load_or_exit(spec, dtype, cache) for spec in specs]
-    with resumable(run) as update:
-        summary = run_audit(run, loaded, budget, data, chosen, progress=update)  # type: ignore[arg-type]
-    finish_run(run, summary)
-
-
-@app.command()
 def report(run: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
-    """(Re)write a run's HTML report and Markdown summary."""
+    """(Re)write a run's HTML report, Markdown summary and results.json."""
     from alignlab.report import write_report
+    from alignlab.runs.results import write_results
+    from alignlab.runs.run import Run
 
+    try:
+        manifest = Run.read_manifest(run)
+    except (FileNotFoundError, ValueError) as err:
+        fail(str(err))
     if not (run / "summary.json").exists():
-        console.print(f"[red]error:[/red] {run} has no summary.json (finish it with --resume {run})")
-        raise typer.Exit(2)
+        fail(f"{run} has no summary.json: the run did not finish (finish it with its command and --resume {run})")
+    write_results(run, manifest, json.loads((run / "summary.json").read_text(encoding="utf-8")))
     console.print(f"report: {write_report(run)}")
+
+
+@app.command("list")
+def list_studies(data: DataOpt = None) -> None:
+    """The studies, their commands and datasets, and where each dataset resolves from (nothing is downloaded)."""
+    from alignlab.catalog import CATALOG
+    from alignlab.data.resolve import locate_dataset
+
+    studies = Table(title="Studies")
+    datasets = Table(title="Datasets (searched in --data, $ALIGNLAB_DATA, the user cache, else downloaded)")
+    for table, columns in ((studies, ("study", "paper", "commands", "also reads")),
+                           (datasets, ("study", "dataset", "resolves from", "path"))):
+        for column in columns:
+            table.add_column(column, overflow="fold")
+    for entry in CATALOG:
+        studies.add_row(entry.study, entry.paper, "\n".join(f"alignlab {c}" for c in entry.commands), entry.note)
+        for name in entry.datasets:
+            path, place = (None, "any name or folder") if "<" in name else locate_dataset(name, data=data)
+            datasets.add_row(entry.study, name, place, str(path or ""))
+    Console().print(studies)
+    Console().print(datasets)
 
 
 @app.command()
@@ -177,22 +110,11 @@ def serve(
 
 behaviors_app.command("generate")(generate_command)
 app.add_typer(behaviors_app, name="behaviors")
-
-# One sub-app per study: (command name, module, attribute). A study module not written yet is skipped.
-STUDY_APPS = (
-    ("honesty", "alignlab.honesty.cli", "honesty_app"),
-    ("fairness", "alignlab.fairness.cli", "fairness_app"),
-    ("reasoning", "alignlab.reasoning.cli", "reasoning_app"),
-    ("influence", "alignlab.influence.cli", "influence_app"),
-    ("constitution", "alignlab.constitution.cli", "constitution_app"),
-    ("redteam", "alignlab.redteam.cli", "redteam_app"),
-)
-for _name, _module, _attribute in STUDY_APPS:
-    try:
-        app.add_typer(getattr(importlib.import_module(_module), _attribute), name=_name)
-    except ModuleNotFoundError as _err:
-        if _err.name != _module:
-            raise
+app.command("bigbench")(bigbench_command)
+app.command("audit")(audit_command)
+for _name, _app in (("honesty", honesty_app), ("fairness", fairness_app), ("reasoning", reasoning_app),
+                    ("influence", influence_app), ("constitution", constitution_app), ("redteam", redteam_app)):
+    app.add_typer(_app, name=_name)
 
 
 def main() -> None:

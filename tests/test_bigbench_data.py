@@ -13,14 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from alignlab.bigbench.tasks import (
-    GITHUB_CONTENTS,
-    GITHUB_RAW,
-    bigbench_download,
-    find_task,
-    format_examples,
-    load_task,
-)
+from alignlab.bigbench.download import GITHUB_CONTENTS, GITHUB_RAW, bigbench_download
+from alignlab.bigbench.prompts import format_examples
+from alignlab.bigbench.tasks import find_task, load_task
 from alignlab.data.errors import DataError, DownloadError
 from alignlab.data.multiple_choice import MCItem, load_mc_jsonl, write_mc_jsonl
 from alignlab.data.resolve import resolve_dataset

@@ -14,12 +14,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from alignlab.bigbench.tasks import BigBenchTask, FormattedExample, find_task, format_examples, load_task
+from alignlab.bigbench.config import BigBenchConfig
+from alignlab.bigbench.prompts import format_examples
+from alignlab.bigbench.tasks import BigBenchTask, FormattedExample, find_task, load_task
 from alignlab.metrics.bigbench import (
     bigbench_expected_calibration_error,
     calibration_multiple_choice_brier_score,
@@ -32,20 +33,6 @@ from alignlab.models.types import GenerateParams, GenerateRequest, GenerateResul
 from alignlab.runs.run import Run
 
 SECTION = "bigbench"
-
-
-@dataclass
-class BigBenchConfig:
-    """One BIG-bench study; each field is a CLI flag of ``alignlab bigbench``."""
-
-    tasks: list[str]
-    shots: int = 0
-    seed: int = 42
-    max_examples: int | None = None  # per task, split evenly over its subtasks as BIG-bench does
-    data: str | None = None
-    max_new_tokens: int = 64
-    chunk_size: int = 32  # examples per model call; samples.jsonl grows (and a crash loses at most) this many
-    errors: list[str] = field(default_factory=list)
 
 
 def load_examples(config: BigBenchConfig) -> tuple[list[FormattedExample], dict[str, BigBenchTask]]:
@@ -180,7 +167,7 @@ def summarize(samples: list[dict[str, Any]], manifest: dict[str, Any], config: B
     }
     notes = [f"skipped: {e}" for e in config.errors]
     return {"title": "BIG-bench evaluation", "headline": headline, "sections": [section], "notes": notes,
-            "metrics": {f"{m}|{t}": v for (m, t), v in metrics.items()}, "config": asdict(config)}
+            "metrics": {f"{m}|{t}": v for (m, t), v in metrics.items()}, "config": config.as_dict()}
 
 
 def _fmt(value: float | None) -> float | None:

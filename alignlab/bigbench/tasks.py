@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
-
-from alignlab.data.errors import DataError, DownloadError
-from alignlab.data.resolve import Downloader, http_get, resolve_dataset
+from alignlab.bigbench.download import PROGRAMMATIC_REFUSAL, TASK_NAME, bigbench_download
+from alignlab.data.errors import DataError
+from alignlab.data.resolve import resolve_dataset
 
 DEFAULT_INPUT_PREFIX = "\nQ: "
 DEFAULT_OUTPUT_PREFIX = "\nA: "
@@ -45,9 +43,6 @@ MULTIPLE_CHOICE_METRICS = frozenset(
      "weighted_log_probabilities", "weighted_probabilities", "macro_f1"}
 )
 
-PROGRAMMATIC_REFUSAL = (
-    "is a programmatic BIG-bench task (task.py), which runs arbitrary code; alignlab runs JSON tasks only"
-)
 
 
 @dataclass(frozen=True)
@@ -298,198 +293,12 @@ def _parse_targets(value: Any, fail: Callable[[str, str], DataError]) -> tuple[s
     return tuple(targets)
 
 
-# ----------------------------------------------------------------------------------------------------------
-# Formatting (BIG-bench's default_format_fn + make_nshot_dataset)
-
-
-def format_examples(
-    task: BigBenchTask, shots: int = 0, seed: int = 42, max_examples: int | None = None
-) -> list[FormattedExample]:
-    """Format every leaf task's examples as BIG-bench does, in BIG-bench's query order.
-
-    With subtasks, ``max_examples`` is split evenly (``max_examples // number of subtasks`` each), as in
-    BIG-bench.
-    """
-    if shots < 0:
-        raise ValueError(f"shots must be >= 0, got {shots}")
-    if max_examples is not None and max_examples < 1:
-        raise ValueError(f"max_examples must be >= 1, got {max_examples}")
-    per_leaf = max_examples
-    if task.subtasks and max_examples is not None:
-        per_leaf = max_examples // len(task.subtasks)
-        if per_leaf < 1:
-            raise ValueError(
-                f"{task.name}: max_examples ({max_examples}) must be >= the number of subtasks "
-                f"({len(task.subtasks)})"
-            )
-    return [example for leaf in task.leaves() for example in _format_leaf(leaf, shots, seed, per_leaf)]
-
-
-def _format_leaf(
-    task: BigBenchTask, shots: int, seed: int, max_examples: int | None
-) -> list[FormattedExample]:
-    formatted_pairs = [_format_one(task, ex, seed) for ex in task.examples]
-    prompts = tuple(prompt for prompt, _ in formatted_pairs)
-    targets = tuple(target for _, target in formatted_pairs)
-    n = len(prompts)
-    count = min(max_examples, n) if max_examples else n
-    rng = np.random.RandomState(seed)
-
-    if shots == 0:
-        order = rng.choice(n, count, replace=False) if count < n else np.arange(n)
-        contexts = {int(i): task.task_prefix + prompts[i] for i in order}
-    else:
-        if n < shots + 1:
-            raise ValueError(f"{task.name}: {n} examples are too few for {shots}-shot prompts")
-        # BIG-bench always passes max_examples here, so the query order is drawn even when all are used.
-        order = rng.choice(n, count, replace=False)
-        equal_to = _indices_by_equality(task.examples, prompts, targets)
-        contexts = {}
-        for i in order:
-            # Shots come from the other examples (BIG-bench excludes every example equal to the query).
-            pool = np.delete(np.arange(n), equal_to[i])
-            picks = pool[rng.choice(len(pool), shots, replace=False)]
-            demos = [prompts[j] + targets[j][rng.choice(len(targets[j]))] for j in picks]
-            separator = task.few_shot_example_separator
-            contexts[int(i)] = task.task_prefix + separator.join(demos) + separator + prompts[i]
-
-    formatted = []
-    for i, context in contexts.items():
-        example = task.examples[i]
-        scores = example.target_scores or {}
-        formatted.append(
-            FormattedExample(
-                task=task.name,
-                index=example.index,
-                id=example.id if example.id is not None else f"{task.name}-{example.index}",
-                context=context,
-                choices=tuple(scores),
-                target_scores=tuple(scores.values()),
-                targets=targets[i],
-                kind="multiple_choice" if example.target_scores is not None else "generative",
-            )
-        )
-    return formatted
-
-
-def _format_one(task: BigBenchTask, example: BigBenchExample, seed: int) -> tuple[str, tuple[str, ...]]:
-    """One example's prompt (input prefix, input, appended choices, output prefix) and its targets."""
-    text = example.input
-    scores = example.target_scores
-    if scores is not None and task.append_choices_to_input:
-        # BIG-bench seeds a fresh generator per example and permutes the sorted choices.
-        ordered = sorted(scores)
-        permutation = np.random.RandomState(seed).permutation(len(ordered))
-        text += task.choice_prefix + task.choice_prefix.join(ordered[k] for k in permutation)
-    if example.targets:
-        targets = example.targets
-    else:  # the first choice with the highest score
-        assert scores is not None
-        best = max(scores.values())
-        targets = (next(choice for choice, score in scores.items() if score == best),)
-    return task.input_prefix + text + task.output_prefix, targets
-
-
-def _indices_by_equality(
-    examples: list[BigBenchExample], prompts: tuple[str, ...], targets: tuple[tuple[str, ...], ...]
-) -> list[list[int]]:
-    """For each example, the indices of the examples equal to it once formatted (itself included).
-
-    BIG-bench compares whole formatted example dicts: every field of the file's example, with ``input`` and
-    ``target`` replaced by their formatted values and ``choice`` (the target_scores keys, in order) added.
-    """
-    groups: dict[Any, list[int]] = {}
-    keys = []
-    for i, (example, prompt, target) in enumerate(zip(examples, prompts, targets, strict=True)):
-        formatted = {**example.raw, "input": prompt, "target": list(target)}
-        if example.target_scores is not None:
-            formatted["choice"] = list(example.target_scores)
-        key = _hashable(formatted)
-        groups.setdefault(key, []).append(i)
-        keys.append(key)
-    return [groups[key] for key in keys]
-
-
-def _hashable(value: Any) -> Any:
-    """A hashable stand-in that is equal exactly when the JSON values are equal under Python's ``==``
-    (object key order ignored, list order kept, ``1 == 1.0``)."""
-    if isinstance(value, dict):
-        return frozenset((key, _hashable(item)) for key, item in value.items())
-    if isinstance(value, list):
-        return tuple(_hashable(item) for item in value)  # JSON has no tuples, so none is mistaken for a list
-    return value
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Finding and downloading tasks
-
-GITHUB_CONTENTS = "https://api.github.com/repos/google/BIG-bench/contents/bigbench/benchmark_tasks"
-GITHUB_RAW = "https://raw.githubusercontent.com/google/BIG-bench"
-_TASK_NAME = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)?")
-
-
 def find_task(name_or_path: str | Path, data: str | Path | None = None) -> Path:
     """An existing task path, or the task named ``name`` resolved as dataset ``bigbench/<name>``."""
     candidate = Path(name_or_path).expanduser()
     if candidate.exists():
         return candidate
     name = str(name_or_path)
-    if not _TASK_NAME.fullmatch(name):
+    if not TASK_NAME.fullmatch(name):
         raise FileNotFoundError(f"{name!r} is neither an existing path nor a BIG-bench task name")
     return resolve_dataset(f"bigbench/{name}", data=data, download=bigbench_download(name))
-
-
-def bigbench_download(
-    task_name: str, *, ref: str = "main", fetch: Callable[[str], bytes] | None = None
-) -> Downloader:
-    """A downloader that fetches JSON task ``task_name`` (and its subtasks) from GitHub google/BIG-bench.
-
-    ``fetch(url) -> bytes`` defaults to ``alignlab.data.resolve.http_get``. Programmatic tasks are refused.
-    """
-    if not _TASK_NAME.fullmatch(task_name):
-        raise ValueError(f"not a BIG-bench task name: {task_name!r}")
-
-    def download(target: Path) -> None:
-        get = fetch or http_get
-        entries = _list_folder(get, task_name, ref)
-        parent = _fetch_task_json(get, task_name, entries, target, ref)
-        if "examples" in parent:
-            return
-        for name, kind in sorted(entries.items()):
-            if kind != "dir":
-                continue
-            sub_entries = _list_folder(get, f"{task_name}/{name}", ref)
-            if "task.json" in sub_entries or "task.py" in sub_entries:
-                _fetch_task_json(get, f"{task_name}/{name}", sub_entries, target / name, ref)
-
-    return download
-
-
-def _list_folder(get: Callable[[str], bytes], folder: str, ref: str) -> dict[str, str]:
-    """``{entry name: "file" | "dir"}`` of a folder under bigbench/benchmark_tasks (GitHub contents API)."""
-    url = f"{GITHUB_CONTENTS}/{folder}?ref={ref}"
-    try:
-        listing = json.loads(get(url))
-        return {entry["name"]: entry["type"] for entry in listing}
-    except (ValueError, TypeError, KeyError) as err:
-        raise DownloadError(f"unexpected answer from {url}: not a folder listing ({err})") from err
-
-
-def _fetch_task_json(
-    get: Callable[[str], bytes], folder: str, entries: dict[str, str], target: Path, ref: str
-) -> dict[str, Any]:
-    if "task.json" not in entries:
-        if "task.py" in entries:
-            raise DataError(f"BIG-bench task {folder} {PROGRAMMATIC_REFUSAL}")
-        raise DownloadError(f"BIG-bench folder {folder} has no task.json")
-    url = f"{GITHUB_RAW}/{ref}/bigbench/benchmark_tasks/{folder}/task.json"
-    body = get(url)
-    try:
-        task = json.loads(body)
-    except ValueError as err:
-        raise DownloadError(f"{url} is not valid JSON ({err})") from err
-    if not isinstance(task, dict):
-        raise DownloadError(f"{url} is not a BIG-bench task (top level is not an object)")
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "task.json").write_bytes(body)
-    return task

@@ -66,6 +66,22 @@ def resolve_dataset(
     return cached
 
 
+def locate_dataset(relative: str, *, data: str | Path | None = None) -> tuple[Path | None, str]:
+    """Where dataset ``relative`` would resolve from, without downloading: ``(path, place)`` with place one of
+    ``--data``, ``$ALIGNLAB_DATA``, ``user cache``, or ``(None, "download on first use")``."""
+    if data is not None and Path(data).expanduser().exists():
+        explicit = _from_explicit_path(relative, Path(data).expanduser())
+        if explicit is not None:
+            return explicit, "--data"
+    env_root = os.environ.get("ALIGNLAB_DATA")
+    if env_root and (Path(env_root).expanduser() / relative).exists():
+        return Path(env_root).expanduser() / relative, "$ALIGNLAB_DATA"
+    cached = user_cache_dir() / "data" / relative
+    if cached.exists():
+        return cached, "user cache"
+    return None, "download on first use"
+
+
 def _from_explicit_path(relative: str, data: Path) -> Path | None:
     """The dataset under ``data`` (``data/relative``, or ``data/<tail of relative>`` for a deeper root), else
     ``data`` itself, unless ``data`` is clearly a data root (it holds a parent folder of ``relative``)."""

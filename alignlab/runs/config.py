@@ -61,8 +61,9 @@ class StudyConfig:
         check_fields(self)
 
     def as_dict(self) -> dict[str, Any]:
-        """Every field, as saved in the manifest (``config.study``)."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        """Every field, as saved in the manifest (``config.study``); run-time state (``init=False``) is left out."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if f.init}
 
     @classmethod
     def from_dict(cls: type[C], saved: Mapping[str, Any]) -> C:
