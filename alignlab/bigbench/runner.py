@@ -27,9 +27,11 @@ from alignlab.metrics.bigbench import (
     multiple_choice_grade,
     normalized_log_probs,
 )
+from alignlab.metrics.stats import bootstrap_ci
 from alignlab.metrics.text import bleu, exact_str_match, rouge
 from alignlab.models.base import Model
 from alignlab.models.types import GenerateParams, GenerateRequest, GenerateResult, ScoreRequest
+from alignlab.runs.results import result
 from alignlab.runs.run import Run
 
 SECTION = "bigbench"
@@ -70,8 +72,8 @@ def _evaluate_chunk(model: Model, chunk: list[FormattedExample], leaves: dict[st
     mc = [ex for ex in chunk if ex.kind == "multiple_choice"]
     gen = [ex for ex in chunk if ex.kind == "generative"]
     records = []
-    for ex, result in zip(mc, model.score([ScoreRequest(ex.context, ex.choices) for ex in mc]), strict=True):
-        absolute = result.logprobs
+    for ex, scored in zip(mc, model.score([ScoreRequest(ex.context, ex.choices) for ex in mc]), strict=True):
+        absolute = scored.logprobs
         log_probs = absolute if leaves[ex.task].absolute_normalization else normalized_log_probs(absolute)
         probs = np.exp(np.array(log_probs) - np.max(log_probs))
         probs /= probs.sum()
@@ -83,9 +85,9 @@ def _evaluate_chunk(model: Model, chunk: list[FormattedExample], leaves: dict[st
         })
     requests = [GenerateRequest(ex.context, GenerateParams(max_new_tokens=config.max_new_tokens, temperature=0.0,
                                                            stop=_stops(leaves[ex.task]))) for ex in gen]
-    for ex, result in zip(gen, model.generate(requests), strict=True):
-        response = postprocess(result, leaves[ex.task])
-        records.append({**_base_record(model, ex, config), "targets": list(ex.targets), "raw_response": result.text,
+    for ex, generated in zip(gen, model.generate(requests), strict=True):
+        response = postprocess(generated, leaves[ex.task])
+        records.append({**_base_record(model, ex, config), "targets": list(ex.targets), "raw_response": generated.text,
                         "response": response, "correct": float(response in ex.targets)})
     return records
 
@@ -166,8 +168,32 @@ def summarize(samples: list[dict[str, Any]], manifest: dict[str, Any], config: B
         "sample_columns": ["model", "task", "context", "choices", "probs", "prediction", "response", "correct"],
     }
     notes = [f"skipped: {e}" for e in config.errors]
+    results = [entry for (model, task), recs in groups.items()
+               for entry in task_results(model, task, recs, metrics[(model, task)], config)]
     return {"title": "BIG-bench evaluation", "headline": headline, "sections": [section], "notes": notes,
+            "results": results,
             "metrics": {f"{m}|{t}": v for (m, t), v in metrics.items()}, "config": config.as_dict()}
+
+
+def task_results(model: str, task: str, records: list[dict[str, Any]], metrics: dict[str, float],
+                 config: BigBenchConfig) -> list[dict[str, Any]]:
+    """``results.json`` entries of one task: every metric with its n; the two per-example means
+    (multiple_choice_grade, exact_str_match) with a seeded bootstrap 95% CI over examples."""
+    per_example = {"multiple_choice_grade": [r["correct"] for r in records if r["kind"] == "multiple_choice"],
+                   "exact_str_match": [r["correct"] for r in records if r["kind"] == "generative"]}
+    entries = []
+    for metric, value in metrics.items():
+        if metric == "n":
+            continue
+        kind = "generative" if metric not in MC_METRICS else "multiple_choice"
+        n = sum(r["kind"] == kind for r in records)
+        scores = per_example.get(metric)
+        ci = bootstrap_ci(scores, seed=config.seed) if scores else None
+        entries.append(result(task, metric, value, model=model, n=n, ci=ci, shots=config.shots))
+    return entries
+
+
+MC_METRICS = ("multiple_choice_grade", "calibration_multiple_choice_brier_score", "expected_calibration_error")
 
 
 def _fmt(value: float | None) -> float | None:

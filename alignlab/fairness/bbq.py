@@ -21,6 +21,7 @@ from alignlab.fairness.common import (
     fmt,
     intervention_bar,
     label,
+    metric_results,
     model_order,
     ordered,
     seeded_subset,
@@ -89,6 +90,9 @@ def scores(records: list[dict[str, Any]], seed: int) -> BiasScores:
                        [r["condition"] == "ambig" for r in records], seed=seed)
 
 
+N_OF = {"acc_ambig": "n_ambig", "s_amb": "n_ambig", "acc_disambig": "n_disambig", "s_dis": "n_disambig"}
+
+
 def summarize(samples: list[dict[str, Any]], manifest: dict[str, Any], config: BBQConfig,
               notes: list[str] | None = None) -> dict[str, Any]:
     mine = [s for s in samples if s.get("section") == SECTION]
@@ -136,7 +140,8 @@ def summarize(samples: list[dict[str, Any]], manifest: dict[str, Any], config: B
                            "label", "biased", "reasoning"],
     }
     return {"title": "BBQ (Ganguli et al. 2023)", "headline": headline, "sections": [section],
-            "notes": list(notes or []) + position_notes(mine), "metrics": metrics, "config": config.as_dict()}
+            "notes": list(notes or []) + position_notes(mine), "metrics": metrics, "config": config.as_dict(),
+            "results": metric_results(metrics, "bbq", N_OF)}
 
 
 def position_notes(records: list[dict[str, Any]], share: float = 0.9) -> list[str]:

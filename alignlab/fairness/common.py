@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from alignlab.fairness.prompts import INTERVENTIONS, LABELS
+from alignlab.runs.results import result
 
 T = TypeVar("T")
 
@@ -59,3 +60,22 @@ def intervention_bar(cells: dict[str, dict[str, Any]], models: list[str], interv
                        "upper": [fmt(ci[1]) if ci else None for ci in cis]})
     return {"kind": "bar", "title": title, "ylabel": ylabel, "labels": [label(i) for i in interventions],
             "series": series, "hline": hline}
+
+
+def metric_results(metrics: dict[str, dict[str, Any]], task: str, n_of: dict[str, str] | None = None
+                   ) -> list[dict[str, Any]]:
+    """``results.json`` entries from a summary's ``metrics`` (``"model|intervention[|category]" -> values``): one
+    per numeric value, with its ``<name>_ci`` and the count ``n_of[name]`` (else the first ``n``-like field)."""
+    entries = []
+    for key, values in metrics.items():
+        model, intervention, *rest = key.split("|")
+        counts = [k for k in values if k == "n" or k.startswith("n_")]
+        for name, value in values.items():
+            if name in counts or name.endswith("_ci") or isinstance(value, bool) or \
+                    not isinstance(value, (int, float, type(None))):
+                continue
+            count = values.get((n_of or {}).get(name, counts[0] if counts else ""))
+            entries.append(result(f"{task}/{rest[0]}" if rest else task, name, value, model=model,
+                                  n=None if count is None else int(count), ci=values.get(f"{name}_ci"),
+                                  intervention=intervention))
+    return entries

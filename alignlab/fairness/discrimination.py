@@ -27,6 +27,7 @@ from alignlab.fairness.common import (
     fmt,
     intervention_bar,
     label,
+    metric_results,
     model_order,
     ordered,
     seeded_subset,
@@ -193,5 +194,6 @@ def summarize(samples: list[dict[str, Any]], manifest: dict[str, Any], config: D
     }
     return {"title": "Discrimination (Ganguli et al. 2023)", "headline": headline, "sections": [section],
             "notes": [], "metrics": {"admissions": admissions, "discrim_eval": scenarios},
-            "config": config.as_dict()}
+            "config": config.as_dict(),
+            "results": metric_results(admissions, "admissions") + metric_results(scenarios, "discrim-eval")}
 

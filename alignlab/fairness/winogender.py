@@ -22,6 +22,7 @@ from alignlab.fairness.common import (
     fmt,
     intervention_bar,
     label,
+    metric_results,
     model_order,
     ordered,
     seeded_subset,
@@ -129,7 +130,7 @@ def summarize(samples: list[dict[str, Any]], manifest: dict[str, Any], config: W
     }
     compact = {k: {c: x for c, x in v.items() if c != "occupations"} for k, v in metrics.items()}
     return {"title": "Winogender (Ganguli et al. 2023)", "headline": headline, "sections": [section], "notes": [],
-            "metrics": compact, "config": config.as_dict()}
+            "metrics": compact, "config": config.as_dict(), "results": metric_results(compact, "winogender")}
 
 
 def _pronoun_scatter(m: dict[str, Any], title: str) -> dict[str, Any]:
