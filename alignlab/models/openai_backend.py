@@ -27,7 +27,6 @@ Spec ``openai:<model>@<base_url>``, the base URL ending in ``/v1``. Plain httpx,
 
 from __future__ import annotations
 
-import email.utils
 import math
 import os
 import random
@@ -35,16 +34,24 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
 
 from alignlab.models.base import Backend
-from alignlab.models.packing import common_prefix_len
-from alignlab.models.render import render_raw_hh
+from alignlab.models.openai_parse import (
+    NoEchoError,
+    chat_token_logprobs,
+    continuation_score,
+    error_message,
+    legacy_token_logprobs,
+    local_text,
+    match_option,
+    messages,
+    parse_echo,
+    retry_after,
+)
 from alignlab.models.types import (
-    ContinuationScore,
     Conversation,
     GenerateRequest,
     GenerateResult,
@@ -60,19 +67,6 @@ from alignlab.models.types import (
 A = TypeVar("A")
 B = TypeVar("B")
 SERVER_ID_KEYS = ("id", "owned_by", "root", "parent", "fingerprint")  # not "created": vLLM stamps it per call
-
-
-class NoEchoError(ModelError):
-    """The server returned no prompt logprobs for an echo request."""
-
-
-@dataclass(frozen=True)
-class _Echo:
-    """One echoed prompt: its tokens, their logprobs (first None) and top-1 logprob per position."""
-
-    tokens: list[tuple[str, int | None]]  # (token text, text offset)
-    logprobs: list[float | None]
-    top: list[float | None]
 
 
 class OpenAIBackend(Backend):
@@ -165,14 +159,14 @@ class OpenAIBackend(Backend):
                         raise ModelError(self._scrub(f"{url} returned non-JSON: {text!r}")) from None
                 if resp.status_code in allow:
                     return {}
-                message = _error_message(resp)
+                message = error_message(resp)
                 if resp.status_code != 429 and resp.status_code < 500:
                     hint = " (does the base URL end in /v1?)" if resp.status_code == 404 and not \
                         self.base_url.endswith("/v1") else ""
                     raise ModelError(self._scrub(f"{url} rejected the request (HTTP {resp.status_code}): "
                                                  f"{message}{hint}"))
                 last = f"HTTP {resp.status_code}: {message}"
-                wait = _retry_after(resp.headers.get("retry-after"))
+                wait = retry_after(resp.headers.get("retry-after"))
             if attempt < self.max_retries:
                 time.sleep(wait if wait is not None else self._delay(attempt))
         attempts = self.max_retries + 1
@@ -208,17 +202,17 @@ class OpenAIBackend(Backend):
     def _completion_prompt(self, prompt: Prompt, suffixes: Sequence[str] | None = None
                            ) -> dict[str, Any] | None:
         """``/completions`` prompt fields (one prompt per suffix); None if only the chat API takes it."""
-        text = _local_text(prompt)
+        text = local_text(prompt)
         if text is not None:
             return {"prompt": text if suffixes is None else [text + s for s in suffixes]}
         if not self._alignlab():
             return None
         assert isinstance(prompt, Conversation)
         prefill = prompt.prefill if suffixes is None else [prompt.prefill + s for s in suffixes]
-        return {"messages": _messages(prompt), "prefill": prefill}
+        return {"messages": messages(prompt), "prefill": prefill}
 
     def _chat_prompt(self, conv: Conversation) -> dict[str, Any]:
-        body: dict[str, Any] = {"messages": _messages(conv)}
+        body: dict[str, Any] = {"messages": messages(conv)}
         if conv.prefill and self._alignlab():
             body["prefill"] = conv.prefill
         elif conv.prefill:
@@ -239,18 +233,18 @@ class OpenAIBackend(Backend):
             body["stop"] = list(p.stop)
         if p.top_k > 0:
             body["top_k"] = p.top_k  # not in OpenAI's API; vLLM, llama.cpp and alignlab serve take it
-        text = _local_text(req.prompt)
+        text = local_text(req.prompt)
         if text is not None:
             body.update(prompt=text, **({"logprobs": 1} if p.logprobs else {}))
             samples = [Generation(c.get("text") or "", c.get("finish_reason") or "length",
-                                  _legacy_token_logprobs(c) if p.logprobs else None)
+                                  legacy_token_logprobs(c) if p.logprobs else None)
                        for c in self._choices("/completions", body, p.n)]
         else:
             assert isinstance(req.prompt, Conversation)
             body.update(self._chat_prompt(req.prompt), **({"logprobs": True} if p.logprobs else {}))
             samples = [Generation((c.get("message") or {}).get("content") or "",
                                   c.get("finish_reason") or "length",
-                                  _chat_token_logprobs(c) if p.logprobs else None)
+                                  chat_token_logprobs(c) if p.logprobs else None)
                        for c in self._choices("/chat/completions", body, p.n)]
         return GenerateResult(tuple(samples))
 
@@ -270,10 +264,10 @@ class OpenAIBackend(Backend):
                                                       "echo": True, "logprobs": 1, "temperature": 0})
         choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
         texts = fields["prompt"] if "prompt" in fields else [None] * len(suffixes)
-        echoes = [_parse_echo(c, t, url) for c, t in zip(choices, texts, strict=False)]
+        echoes = [parse_echo(c, t, url) for c, t in zip(choices, texts, strict=False)]
         if len(echoes) != len(suffixes):
             raise ModelError(f"{url} returned {len(choices)} choices for a list of {len(suffixes)} prompts")
-        return ScoreResult(tuple(_continuation_score(echoes[0], e, url) for e in echoes[1:]))
+        return ScoreResult(tuple(continuation_score(echoes[0], e, url) for e in echoes[1:]))
 
     # -- next_token --------------------------------------------------------------------------
     def next_token(self, requests: Sequence[NextTokenRequest]) -> list[NextTokenResult]:
@@ -336,7 +330,7 @@ class OpenAIBackend(Backend):
             texts = [(c.get("message") or {}).get("content") or "" for c in choices]
         counts = [0] * len(req.options)
         for text in texts:
-            hit = _match_option(text, req.options)
+            hit = match_option(text, req.options)
             if hit is not None:
                 counts[hit] += 1
         if not sum(counts):
@@ -344,94 +338,3 @@ class OpenAIBackend(Backend):
                              f"matched an option of {list(req.options)} (got e.g. {texts[:3]})")
         return NextTokenResult(tuple(c / sum(counts) for c in counts),
                                tuple(math.log(c / k) if c else -math.inf for c in counts), approximate=True)
-
-
-# -- parsing helpers -----------------------------------------------------------------------------
-def _local_text(prompt: Prompt) -> str | None:
-    """The exact text of strings and raw_hh conversations; None for chat conversations (server template)."""
-    if isinstance(prompt, str):
-        return prompt
-    return render_raw_hh(prompt) if prompt.format == "raw_hh" else None
-
-
-def _messages(conv: Conversation) -> list[dict[str, str]]:
-    return [{"role": m.role, "content": m.content} for m in conv.messages]
-
-
-def _error_message(resp: httpx.Response) -> str:
-    try:
-        data = resp.json()
-    except ValueError:
-        return resp.text[:500] or resp.reason_phrase
-    if isinstance(data, dict):
-        err = data.get("error", data.get("detail", data.get("message")))
-        if isinstance(err, dict):
-            err = err.get("message", err)
-        if err is not None:
-            return str(err)[:500]
-    return str(data)[:500]
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return min(max(float(value), 0.0), 600.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return min(max(when.timestamp() - time.time(), 0.0), 600.0)
-
-
-def _legacy_token_logprobs(choice: dict[str, Any]) -> tuple[float, ...] | None:
-    lps = (choice.get("logprobs") or {}).get("token_logprobs")
-    return None if lps is None else tuple(float(x) for x in lps if x is not None)
-
-
-def _chat_token_logprobs(choice: dict[str, Any]) -> tuple[float, ...] | None:
-    content = (choice.get("logprobs") or {}).get("content")
-    return None if content is None else tuple(float(e["logprob"]) for e in content)
-
-
-def _parse_echo(choice: dict[str, Any], prompt: str | None, url: str) -> _Echo:
-    lp = choice.get("logprobs") or {}
-    tokens, logprobs = lp.get("tokens"), lp.get("token_logprobs")
-    echoed = prompt is None or (choice.get("text") or "").startswith(prompt)
-    if not tokens or logprobs is None or len(tokens) != len(logprobs) or not echoed:
-        raise NoEchoError(f"{url} returned no prompt logprobs: the server lacks echo + logprobs "
-                          "(completions with echo=true, logprobs, max_tokens=0), which score() needs")
-    offsets = lp.get("text_offset") or [None] * len(tokens)
-    top = [max(t.values()) if t else None for t in (lp.get("top_logprobs") or [None] * len(tokens))]
-    keep = len(tokens)
-    if prompt and offsets[0] is not None:  # drop any generated token a server added despite max_tokens=0
-        keep = sum(1 for o in offsets if o < len(prompt))
-    return _Echo(list(zip(tokens, offsets, strict=True))[:keep], list(logprobs[:keep]), top[:keep])
-
-
-def _continuation_score(ctx: _Echo, full: _Echo, url: str) -> ContinuationScore:
-    """Score ``full`` after the tokens it shares with ``ctx``; a boundary merge is subtracted exactly."""
-    shared = common_prefix_len(ctx.tokens, full.tokens)
-    own, ctx_tail = full.logprobs[shared:], ctx.logprobs[shared:]
-    if None in own or None in ctx_tail:
-        raise ModelError(f"cannot score at {url}: the context is empty (or merges into the first "
-                         "continuation token) and the server adds no BOS token to condition on")
-    greedy = all(t is not None and lp >= t - 1e-6 for lp, t in zip(own, full.top[shared:], strict=True))
-    return ContinuationScore(
-        logprob=float(sum(own) - sum(ctx_tail)),  # type: ignore[arg-type]
-        token_logprobs=tuple(own),  # type: ignore[arg-type]
-        tokens=tuple(t for t, _ in full.tokens[shared:]),
-        is_greedy=greedy,
-        boundary_merge=shared < len(ctx.tokens),
-    )
-
-
-def _match_option(text: str, options: Sequence[str]) -> int | None:
-    """Index of the option a sampled token spells (exactly, else the one equal up to surrounding spaces)."""
-    if text in options:
-        return list(options).index(text)
-    loose = [i for i, o in enumerate(options) if o.strip() == text.strip()]
-    return loose[0] if len(loose) == 1 else None
