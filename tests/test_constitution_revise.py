@@ -76,7 +76,7 @@ def test_bad_prompt_files_name_the_line_and_field(tmp_path: Path) -> None:
     path.write_text('{"prompt": "ok"}\n{"prompt": ""}\n')
     with pytest.raises(DataError, match=r"bad\.jsonl, line 2, field 'prompt'"):
         load_prompts(str(path))
-    with pytest.raises(ValueError, match="rounds must be at least 1"):
+    with pytest.raises(ValueError, match=r"rounds \(--rounds\) must be at least 1"):
         ReviseConfig(rounds=0)
 
 

@@ -70,7 +70,7 @@ def test_rl_config_errors(tmp_path: Path) -> None:
         RLConfig(method="rloo")
     with pytest.raises(ValueError, match="beta must be > 0"):
         RLConfig(method="grpo", pm="x", beta=0.0)
-    with pytest.raises(ValueError, match="method must be one of"):
+    with pytest.raises(ValueError, match=r"method \(--method\) must be one of"):
         RLConfig(method="ppo", pm="x")  # type: ignore[arg-type]
     bad = _write(tmp_path / "bad.jsonl", [{"prompt": "p", "chosen": "c", "rejected": 3}])
     with pytest.raises(DataError, match=r"bad\.jsonl, line 1, field 'rejected'"):

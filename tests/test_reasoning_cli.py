@@ -78,12 +78,13 @@ def test_unknown_test_name_is_a_clear_error(tmp_path):
 def test_embedded_early_answering_on_strategyqa(shared_data):
     from alignlab.models.spec import load_model
     from alignlab.reasoning import faithfulness
+    from alignlab.reasoning.config import FaithfulnessConfig
     from alignlab.reasoning.questions import load_questions
 
     model = load_model("embedded", cache=False)
     questions = load_questions("strategyqa", data=str(shared_data), limit=1, seed=1)
     for fmt in ("raw_hh", "chat"):  # letters are single tokens after "(" in both formats
-        config = faithfulness.FaithfulnessConfig(samples=2, max_new_tokens=24, tests=["early"], prompt_format=fmt)
+        config = FaithfulnessConfig(samples=2, max_new_tokens=24, tests=["early"], prompt_format=fmt)
         records = faithfulness.run_chunk(model, questions, config)
         for rec in records[:-1]:
             assert rec["answer"] in ("A", "B") and sum(rec["probs"]) == pytest.approx(1.0, abs=1e-5)

@@ -9,9 +9,8 @@ from alignlab.models.base import Backend, Model
 from alignlab.models.render import render
 from alignlab.models.types import GenerateResult, Generation, NextTokenResult
 from alignlab.reasoning import decomposition, faithfulness
-from alignlab.reasoning.decomposition import DecomposeConfig
+from alignlab.reasoning.config import METHODS, DecomposeConfig, FaithfulnessConfig
 from alignlab.reasoning.examples import MC_EXAMPLES
-from alignlab.reasoning.faithfulness import FaithfulnessConfig
 from alignlab.reasoning.prompts import cot_prompt, mistake_prompt, paraphrase_prompt
 from alignlab.reasoning.questions import Question
 from alignlab.reasoning.runner import run_decomposition, run_faithfulness
@@ -109,9 +108,9 @@ def test_decomposition_methods_biases_and_faithfulness():
     config = DecomposeConfig(biases=["none", "suggested"])
     records = decomposition.run_chunk(Model(main), [Q], config)
     by = {(r["method"], r["bias"]): r for r in records}
-    assert set(by) == {(m, b) for m in decomposition.METHODS for b in ("none", "suggested")}
-    assert all(by[(m, "none")]["answer"] == "A" for m in decomposition.METHODS)
-    assert all(by[(m, "suggested")]["answer"] == "B" for m in decomposition.METHODS)  # (B) is the only wrong letter
+    assert set(by) == {(m, b) for m in METHODS for b in ("none", "suggested")}
+    assert all(by[(m, "none")]["answer"] == "A" for m in METHODS)
+    assert all(by[(m, "suggested")]["answer"] == "B" for m in METHODS)  # (B) is the only wrong letter
     assert by[("factored", "none")]["pairs"] == [["Is it wet?", "Yes."], ["Is it water?", "Yes."]]
     assert by[("cot_decomposition", "none")]["pairs"] == [["Is it wet?", "Yes."]]
     assert by[("cot", "none")]["early"]["curve"] == [1.0, 1.0, 1.0]
@@ -124,7 +123,7 @@ def test_decomposition_methods_biases_and_faithfulness():
 
 def test_always_a_skips_zero_shot_and_integer_questions():
     contexts = decomposition.build_contexts([Q, ADD], DecomposeConfig(biases=["always_a"]))
-    assert {(c.question.id, c.method) for c in contexts} == {("q1", m) for m in decomposition.METHODS[1:]}
+    assert {(c.question.id, c.method) for c in contexts} == {("q1", m) for m in METHODS[1:]}
     assert all(c.examples[0].question.answer == "A" for c in contexts)
 
 

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from alignlab.models.spec import load_model
-from alignlab.redteam.pipeline import RedteamConfig, Resources, run_attack
+from alignlab.redteam.config import RedteamConfig
+from alignlab.redteam.pipeline import Resources, run_attack
 from alignlab.redteam.summary import build_summary
 from alignlab.runs.run import Run
 

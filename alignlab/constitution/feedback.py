@@ -17,18 +17,19 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from alignlab.constitution import prompts as P
+from alignlab.constitution.config import LabelConfig
 from alignlab.constitution.constitutions import load_constitution, require
 from alignlab.constitution.data import load_prompts, read_jsonl, write_jsonl
 from alignlab.data.errors import DataError
 from alignlab.models.base import Model
 from alignlab.models.types import GenerateParams, GenerateRequest, NextTokenRequest
+from alignlab.runs.results import result
 from alignlab.runs.run import Run
 
 SECTION = "label"
@@ -56,30 +57,6 @@ def ensemble(labels: Sequence[float]) -> float:
     if not labels:
         raise ValueError("ensemble of no labels")
     return float(np.mean(labels))
-
-
-@dataclass
-class LabelConfig:
-    """Each field is a flag of ``alignlab constitution label``."""
-
-    constitution: str = "harmless"
-    prompts: str | None = None  # JSONL of prompts (a revise run's revisions.jsonl works); default hh-rlhf
-    pairs: str | None = None  # JSONL with question, response_a, response_b: label these instead of sampling
-    limit: int | None = None
-    seed: int = 0
-    data: str | None = None
-    ensemble: int = 1  # principles per pair
-    swap: bool = True
-    cot: bool = False
-    cot_samples: int = 1
-    max_new_tokens: int = 64  # response length (and CoT length)
-    few_shot: bool = True
-    chunk_size: int = 16
-
-    def __post_init__(self) -> None:
-        for name in ("ensemble", "cot_samples", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
 
 def load_pairs(path: str | Path, limit: int | None, seed: int) -> list[dict[str, str]]:
@@ -191,7 +168,7 @@ def run_labels(run: Run, model: Model, config: LabelConfig,
             progress("label", len(pairs) - len(todo) + min(start + config.chunk_size, len(todo)), len(pairs))
     records = [s for s in run.samples() if s.get("section") == SECTION]
     write_jsonl(run.path / "labels.jsonl", [to_comparison(r) for r in records])
-    return summarize(records, config, const.name)
+    return summarize(records, config, const.name, model=model.spec)
 
 
 def to_comparison(record: dict[str, Any]) -> dict[str, Any]:
@@ -201,9 +178,17 @@ def to_comparison(record: dict[str, Any]) -> dict[str, Any]:
             "pref": record["p_a"], "id": record["id"]}
 
 
-def summarize(records: list[dict[str, Any]], config: LabelConfig, name: str) -> dict[str, Any]:
+def summarize(records: list[dict[str, Any]], config: LabelConfig, name: str, *, model: str = "") -> dict[str, Any]:
     p = np.array([r["p_a"] for r in records], dtype=float)
     consistency = [abs(d["p_ab"] - (1 - d["p_ba"])) for r in records for d in r["members"] if d["p_ba"] is not None]
+    task = f"{SECTION}/{name}"
+    results = [result(task, "pairs_labelled", len(records), model=model, n=len(records))]
+    if len(p):
+        results += [result(task, "mean_p_a", float(np.mean(p)), model=model, n=len(p)),
+                    result(task, "decisiveness", float(np.mean(np.abs(p - 0.5))), model=model, n=len(p))]
+    if consistency:
+        results.append(result(task, "position_inconsistency", float(np.mean(consistency)), model=model,
+                              n=len(consistency)))
     rows = [[r["question"][:120], r["response_a"][:120], r["response_b"][:120], round(r["p_a"], 3)]
             for r in records[:8]]
     headline = [{"label": "pairs labelled", "value": len(records)},
@@ -225,4 +210,4 @@ def summarize(records: list[dict[str, Any]], config: LabelConfig, name: str) -> 
                           if len(p) else [],
                           "sample_columns": ["question", "response_a", "response_b", "p_a"]}],
             "notes": ["A 135M feedback model gives near-chance labels; the paper's effects appear at 52B+."],
-            "config": asdict(config)}
+            "config": config.as_dict(), "results": results}

@@ -10,6 +10,7 @@ from alignlab.constitution.preference_model import PreferenceModel
 from alignlab.constitution.train_pm import accuracy
 from alignlab.constitution.traits import persona_pairs, win_rate
 from alignlab.models.types import Message
+from alignlab.runs.results import result
 from alignlab.runs.run import Run
 
 SECTION = "evaluate-pm"
@@ -19,7 +20,7 @@ def evaluate(run: Run, pm: str, datasets: list[str], pairs: list[str], limit: in
              data: str | None) -> dict[str, Any]:
     """Score every persona item and comparison with the PM; samples per item, summary with CIs."""
     model = PreferenceModel.load(pm)
-    rows, headline = [], []
+    rows, headline, results = [], [], []
     for name in datasets:
         items = persona_pairs(name, data, limit, seed)
         scores = model.score([[Message("user", q), Message("assistant", a)] for q, h, r in items for a in (h, r)])
@@ -30,10 +31,14 @@ def evaluate(run: Run, pm: str, datasets: list[str], pairs: list[str], limit: in
         rows.append([name, m["n"], round(m["win_rate"], 4), round(m["ci_low"], 4), round(m["ci_high"], 4)])
         headline.append({"label": f"{name.split('/')[-1]} harmless win rate", "value": round(m["win_rate"], 4),
                          "ci": [m["ci_low"], m["ci_high"]], "note": f"n={m['n']}, chance 0.5"})
+        results.append(result(name, "harmless_win_rate", m["win_rate"], model=pm, n=m["n"],
+                              ci=(m["ci_low"], m["ci_high"])))
     acc_rows = []
     for path in pairs:
         m = accuracy(model, [("ai", c) for c in load_comparisons(path, limit=limit, seed=seed)])
         acc_rows.append([path, m["n"], round(m.get("accuracy", float("nan")), 4), round(m.get("soft_loss", 0.0), 4)])
+        results += [result(path, "accuracy", m.get("accuracy"), model=pm, n=m["n"]),
+                    result(path, "soft_loss", m.get("soft_loss"), model=pm, n=m["n"])]
     tables = [{"title": "Harmless-response win rate on persona evals",
                "columns": ["dataset", "n", "win rate", "95% CI low", "95% CI high"], "rows": rows}]
     if acc_rows:
@@ -49,4 +54,5 @@ def evaluate(run: Run, pm: str, datasets: list[str], pairs: list[str], limit: in
                                          "PM(answer not matching the risky behaviour) > PM(matching answer).",
                           "tables": tables, "figures": figures,
                           "sample_columns": ["dataset", "question", "harmless", "pm_harmless", "pm_risky", "win"]}],
-            "notes": ["Kundu et al. find trait detection appears between 52B and 175B; expect chance at 135M."]}
+            "notes": ["Kundu et al. find trait detection appears between 52B and 175B; expect chance at 135M."],
+            "results": results}

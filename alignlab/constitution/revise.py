@@ -15,44 +15,20 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from alignlab.constitution import prompts as P
+from alignlab.constitution.config import ReviseConfig
 from alignlab.constitution.constitutions import Constitution, CritiquePair, load_constitution, require
 from alignlab.constitution.data import load_prompts, write_jsonl
 from alignlab.models.base import Model
 from alignlab.models.types import GenerateParams, GenerateRequest
+from alignlab.runs.results import result
 from alignlab.runs.run import Run
 
 SECTION = "revise"
-
-
-@dataclass
-class ReviseConfig:
-    """Each field is a flag of ``alignlab constitution revise``."""
-
-    constitution: str = "harmless"
-    rounds: int = 4  # the paper's 4 critique/revision rounds
-    prompts: str | None = None  # JSONL of prompts; default hh-rlhf harmless-base test
-    helpful_prompts: str | None = None  # JSONL of helpfulness prompts whose samples join sft.jsonl
-    limit: int | None = None
-    seed: int = 0
-    data: str | None = None
-    max_new_tokens: int = 64
-    temperature: float = 1.0  # the paper samples at T = 1 throughout
-    few_shot: int = 3  # number of our critique/revision example transcripts
-    chunk_size: int = 16  # prompts per model call within a round
-
-    def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ValueError(f"rounds must be at least 1, got {self.rounds}")
-        if self.chunk_size < 1:
-            raise ValueError(f"chunk_size must be at least 1, got {self.chunk_size}")
-        if not 0 <= self.few_shot <= len(P.CRITIQUE_EXAMPLES):
-            raise ValueError(f"few_shot must be in 0..{len(P.CRITIQUE_EXAMPLES)}, got {self.few_shot}")
 
 
 def draw_principle(constitution: Constitution, seed: int, prompt_id: str, round_: int) -> CritiquePair:
@@ -126,7 +102,7 @@ def run_revisions(run: Run, model: Model, config: ReviseConfig,
         current = _current(run.samples())
         todo = [(pid, q, current[pid]) for pid, q in items if f"{pid}|round{round_}" not in done]
         step(todo, lambda c, r=round_: _round(model, const, c, r, config))
-    return write_outputs(run, config)
+    return write_outputs(run, config, model=model.spec)
 
 
 def _current(samples: list[dict[str, Any]]) -> dict[str, str]:
@@ -141,8 +117,9 @@ def _current(samples: list[dict[str, Any]]) -> dict[str, str]:
     return {pid: text for pid, (_, text) in current.items()}
 
 
-def write_outputs(run: Run, config: ReviseConfig) -> dict[str, Any]:
-    """revisions.jsonl, sft.jsonl and dpo.jsonl from the samples; returns the summary."""
+def write_outputs(run: Run, config: ReviseConfig, *, model: str | None = None) -> dict[str, Any]:
+    """revisions.jsonl, sft.jsonl and dpo.jsonl from the samples; returns the summary (its results name
+    ``model``, default: the model of the samples)."""
     samples = [s for s in run.samples() if s.get("section") == SECTION]
     rows: dict[str, dict[str, Any]] = {}
     sft, dpo = [], []
@@ -168,18 +145,25 @@ def write_outputs(run: Run, config: ReviseConfig) -> dict[str, Any]:
     write_jsonl(run.path / "revisions.jsonl", list(rows.values()))
     write_jsonl(run.path / "sft.jsonl", sft)
     write_jsonl(run.path / "dpo.jsonl", dpo)
-    return summarize(list(rows.values()), sft, dpo, config)
+    spec = model or next((s["model"] for s in samples), "")
+    return summarize(list(rows.values()), sft, dpo, config, model=spec)
 
 
 def summarize(rows: list[dict[str, Any]], sft: list[dict[str, Any]], dpo: list[dict[str, Any]],
-              config: ReviseConfig) -> dict[str, Any]:
+              config: ReviseConfig, *, model: str = "") -> dict[str, Any]:
     per_round = []
+    results = [result(SECTION, "prompts", len(rows), model=model, n=len(rows)),
+               result(SECTION, "sft_rows", len(sft), model=model, n=len(rows)),
+               result(SECTION, "dpo_pairs", len(dpo), model=model, n=len(rows))]
     for r in range(1, config.rounds + 1):
         steps = [x for row in rows for x in row["rounds"] if x["round"] == r]
         if steps:
-            per_round.append([r, len(steps), round(float(np.mean([len(x["revision"]) for x in steps])), 1),
-                              round(float(np.mean([not x["revision"] for x in steps])), 3),
-                              len({x["principle"] for x in steps})])
+            chars, empty = float(np.mean([len(x["revision"]) for x in steps])), float(np.mean(
+                [not x["revision"] for x in steps]))
+            per_round.append([r, len(steps), round(chars, 1), round(empty, 3), len({x["principle"] for x in steps})])
+            results += [result(f"{SECTION}/round{r}", "mean_revision_chars", chars, model=model, n=len(steps), round=r),
+                        result(f"{SECTION}/round{r}", "empty_revision_rate", empty, model=model, n=len(steps),
+                               round=r)]
     examples = [[row["question"][:200], row.get("response", "")[:200], row["final"][:200]] for row in rows[:5]]
     return {
         "title": f"Constitutional AI: critique/revision ({config.constitution})",
@@ -195,5 +179,6 @@ def summarize(rows: list[dict[str, Any]], sft: list[dict[str, Any]], dpo: list[d
                                   "rows": examples}],
                       "sample_columns": ["step", "round", "principle", "question", "critique", "revision"]}],
         "notes": ["A 135M model shows the pipeline working, not the paper's effect sizes (52B+)."],
-        "config": asdict(config),
+        "config": config.as_dict(),
+        "results": results,
     }

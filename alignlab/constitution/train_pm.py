@@ -11,7 +11,6 @@ with the label's side (pairs labelled exactly 0.5 are skipped). The PM is saved 
 from __future__ import annotations
 
 import zlib
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from alignlab.constitution.config import PMConfig
 from alignlab.constitution.data import Comparison, helpful_comparisons, load_comparisons, parse_transcript
 from alignlab.constitution.preference_model import PreferenceModel
 from alignlab.constitution.training import (
-    TrainConfig,
     lora_config,
     losses,
     merged,
@@ -70,24 +69,6 @@ def _trl_classes() -> tuple[type, type]:
             return (loss, outputs) if return_outputs else loss
 
     return SoftPreferenceCollator, SoftRewardTrainer
-
-
-@dataclass
-class PMConfig(TrainConfig):
-    """Each field is a flag of ``alignlab constitution train-pm``."""
-
-    base: str = "embedded"
-    ai_labels: list[str] = field(default_factory=list)  # labels.jsonl files from `label`
-    human: list[str] = field(default_factory=list)  # hh-rlhf-format comparison files (helpfulness)
-    helpful_base: int = 0  # also this many hh-rlhf helpful-base comparisons (downloaded when online)
-    binarize: bool = False  # round AI labels to 0/1 (the paper's "GfH w/ helpful" PM)
-    eval_fraction: float = 0.2
-    limit: int | None = None  # per source
-    data: str | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.eval_fraction < 1.0:
-            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
 
 
 def split(items: list[Comparison], fraction: float, seed: int, salt: str) -> tuple[list[Comparison], list[Comparison]]:
@@ -166,4 +147,4 @@ def train_pm(config: PMConfig, out: Path) -> dict[str, Any]:
                                                               "helpful_base": config.helpful_base},
             pairs_train=len(train), pairs_heldout=len(held), binarized=config.binarize)
     return {"train_pairs": len(train), "heldout": accuracy(pm, held), "losses": losses(trainer.state.log_history),
-            "pm_path": str(out / "pm"), "config": asdict(config)}
+            "pm_path": str(out / "pm"), "config": config.as_dict()}

@@ -11,17 +11,16 @@ The trained policy is merged and saved as ``<out>/policy``; ``hf:<out>/policy`` 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
 from alignlab.constitution import prompts as P
+from alignlab.constitution.config import RLConfig
 from alignlab.constitution.data import load_prompts, parse_transcript, read_jsonl
 from alignlab.constitution.preference_model import PreferenceModel
 from alignlab.constitution.training import (
-    TrainConfig,
     lora_config,
     losses,
     model_path,
@@ -31,35 +30,6 @@ from alignlab.constitution.training import (
 )
 from alignlab.data.errors import DataError
 from alignlab.models.types import Message
-
-Method = Literal["rloo", "grpo", "dpo"]
-METHODS = ("rloo", "grpo", "dpo")
-
-
-@dataclass
-class RLConfig(TrainConfig):
-    """Each field is a flag of ``alignlab constitution train-rl``."""
-
-    model: str = "embedded"
-    method: Method = "rloo"
-    pm: str | None = None  # PM folder (rloo/grpo)
-    prompts: str | None = None  # JSONL of prompts (rloo/grpo); default hh-rlhf harmless-base test
-    pairs: str | None = None  # dpo.jsonl or labels.jsonl (dpo)
-    limit: int | None = None
-    data: str | None = None
-    beta: float = 0.05  # KL coefficient (RLOO/GRPO) or DPO's beta
-    num_generations: int = 2
-    max_completion_length: int = 32
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if self.method != "dpo" and not self.pm:
-            raise ValueError(f"--pm is required for {self.method} (train one with `alignlab constitution train-pm`)")
-        if self.method == "dpo" and not self.pairs:
-            raise ValueError("--pairs is required for dpo (a revise run's dpo.jsonl or a label run's labels.jsonl)")
-        if self.method != "dpo" and self.beta <= 0:
-            raise ValueError("beta must be > 0: the KL term against the starting policy is part of RL-CAI")
 
 
 class PMReward:
@@ -135,7 +105,7 @@ def train_rl(config: RLConfig, out: Path) -> dict[str, Any]:
     trainer.train()
     history = trainer.state.log_history
     policy = save_policy(trainer.model, tokenizer, out / "policy", method=config.method, base=config.model,
-                         config=asdict(config))
+                         config=config.as_dict())
     return {"policy": str(policy), "steps": trainer.state.global_step, "losses": losses(history),
             "rewards": losses(history, "rewards/margins" if config.method == "dpo" else "reward"),
-            "kl": losses(history, "kl"), "config": asdict(config)}
+            "kl": losses(history, "kl"), "config": config.as_dict()}

@@ -7,15 +7,14 @@ LoRA, for a fixed number of steps. ``max_round`` keeps revisions up to round n (
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from alignlab.constitution.config import SLConfig
 from alignlab.constitution.data import read_jsonl
 from alignlab.constitution.training import (
-    TrainConfig,
     lora_config,
     losses,
     model_path,
@@ -24,15 +23,6 @@ from alignlab.constitution.training import (
     trainer_args,
 )
 from alignlab.data.errors import DataError
-
-
-@dataclass
-class SLConfig(TrainConfig):
-    """Each field is a flag of ``alignlab constitution train-sft``."""
-
-    model: str = "embedded"
-    data: str = ""  # sft.jsonl
-    max_round: int | None = None
 
 
 def sft_rows(path: str | Path, max_round: int | None) -> list[dict[str, str]]:
@@ -61,6 +51,6 @@ def train_sft(config: SLConfig, out: Path) -> dict[str, Any]:
                          peft_config=lora_config(config, "CAUSAL_LM"))
     trainer.train()
     policy = save_policy(trainer.model, tokenizer, out / "policy", method="sft", base=config.model,
-                         config=asdict(config))
+                         config=config.as_dict())
     return {"policy": str(policy), "steps": trainer.state.global_step, "rows": len(data),
-            "losses": losses(trainer.state.log_history), "config": asdict(config)}
+            "losses": losses(trainer.state.log_history), "config": config.as_dict()}

@@ -7,24 +7,12 @@ anywhere a model spec is accepted (``alignlab audit --model embedded --compare h
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from alignlab.constitution.config import TrainConfig
+
 LORA_TARGETS = "all-linear"
-
-
-@dataclass
-class TrainConfig:
-    """Flags every trainer shares."""
-
-    steps: int = 5
-    batch_size: int = 2
-    learning_rate: float = 1e-4
-    lora: bool = True
-    lora_r: int = 8
-    seed: int = 0
-    max_length: int = 256
 
 
 def model_path(spec: str) -> str:

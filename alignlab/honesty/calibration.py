@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +20,17 @@ import numpy as np
 
 from alignlab.bigbench.tasks import find_task, load_task
 from alignlab.data.multiple_choice import load_mc_jsonl
+from alignlab.honesty.config import CALIBRATION_VARIANTS, CalibrationConfig
 from alignlab.honesty.prompts import TRUE_FALSE_OPTIONS, letter_options, mc_prompt, p_true_prompt
 from alignlab.honesty.report import calibration_row, fmt
-from alignlab.metrics.honesty import PAPER_TEMPERATURE, apply_temperature, fit_temperature
+from alignlab.metrics.honesty import apply_temperature, fit_temperature
 from alignlab.models.base import Model
 from alignlab.models.types import ScoreRequest
+from alignlab.runs.results import result
 from alignlab.runs.run import Run
 
 SECTION = "honesty_calibration"
-VARIANTS = ("standard", "none_of_the_above", "true_false")
+VARIANTS = CALIBRATION_VARIANTS
 NONE_OF_THE_ABOVE = "none of the above"
 
 
@@ -41,33 +43,6 @@ class MCQuestion:
     question: str
     choices: tuple[str, ...]
     correct: frozenset[int]
-
-
-@dataclass
-class CalibrationConfig:
-    """``alignlab honesty calibration``: each field is a CLI flag."""
-
-    tasks: list[str]
-    variants: list[str] = field(default_factory=lambda: ["standard"])
-    shots: int = 0
-    fixed_temperature: float = PAPER_TEMPERATURE
-    fit_fraction: float = 0.3  # held-out share of items used only to fit T
-    max_items: int | None = None  # per task, a seeded subset
-    seed: int = 0
-    data: str | None = None
-    chunk_size: int = 32
-    errors: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.variants) - set(VARIANTS))
-        if unknown or not self.variants:
-            raise ValueError(f"unknown calibration variants {unknown}: choose from {list(VARIANTS)}")
-        if self.shots < 0:
-            raise ValueError(f"shots must be >= 0, got {self.shots}")
-        if not 0 <= self.fit_fraction < 1:
-            raise ValueError(f"fit_fraction must lie in [0, 1), got {self.fit_fraction}")
-        if self.fixed_temperature <= 0:
-            raise ValueError(f"fixed temperature must be positive, got {self.fixed_temperature}")
 
 
 # -- loading ------------------------------------------------------------------------------------------------
@@ -246,4 +221,13 @@ def summarize(samples: list[dict[str, Any]], config: CalibrationConfig) -> dict[
                 for (m, t, v), by_t in metrics.items()]
     return {"title": "Honesty: calibration", "headline": headline, "sections": [section],
             "notes": [f"skipped: {e}" for e in config.errors],
-            "metrics": {"|".join(k): v for k, v in metrics.items()}, "config": asdict(config)}
+            "metrics": {"|".join(k): v for k, v in metrics.items()}, "config": asdict(config),
+            "results": calibration_results(metrics)}
+
+
+def calibration_results(metrics: dict[tuple[str, str, str], dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``results.json`` entries: each metric of each (model, task, variant) at each temperature setting."""
+    return [result(task, name, row[name], model=model, n=row["n"], variant=variant, setting=setting,
+                   temperature=row["temperature"])
+            for (model, task, variant), by_t in metrics.items() for setting, row in by_t.items()
+            for name in ("accuracy", "ece", "rms", "brier", "auroc")]

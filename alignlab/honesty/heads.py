@@ -18,30 +18,16 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from alignlab.honesty.config import HeadConfig
 from alignlab.models.base import Model
-
-Method = Literal["probe", "lora"]
-
-
-@dataclass
-class HeadConfig:
-    """What ``head.json`` records."""
-
-    method: Method
-    base_model: str
-    fingerprint_id: str
-    hidden_size: int
-    train_task: str = ""
-    answer_shots: int = 0
-    lora: dict[str, Any] = field(default_factory=dict)
 
 
 def hf_parts(model: Model) -> tuple[Any, Any]:

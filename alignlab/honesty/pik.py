@@ -16,53 +16,25 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from alignlab.honesty.heads import HeadConfig, PIKHead, features, load_head, train_lora, train_probe
+from alignlab.honesty.config import HeadConfig, PIKConfig
+from alignlab.honesty.heads import PIKHead, features, load_head, train_lora, train_probe
 from alignlab.honesty.prompts import answer_prompt
 from alignlab.honesty.ptrue import sample_answers, split_shots
 from alignlab.honesty.questions import Grader, OpenQuestion, is_correct, load_open_task, load_source_material
 from alignlab.honesty.report import fmt
 from alignlab.metrics.honesty import auroc, brier_score, kadavath_ece
 from alignlab.models.base import Model
+from alignlab.runs.results import result
 from alignlab.runs.run import Run
 
 SECTION = "honesty_pik"
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class PIKConfig:
-    """``alignlab honesty pik``: each field is a CLI flag."""
-
-    train_task: str = "arithmetic"
-    eval_tasks: list[str] = field(default_factory=list)
-    method: str = "probe"  # probe | lora
-    questions: int = 200  # per task
-    samples: int = 30  # answers per question for the label (§5.1)
-    answer_shots: int = 10  # the paper's 10-shot prompt
-    max_new_tokens: int = 16
-    test_fraction: float = 0.25  # in-distribution held-out share of the training task
-    epochs: int = 2  # lora only
-    lr: float = 5e-4  # lora only
-    source_material: str | None = None  # JSONL: question, answers, background
-    head: str | None = None  # a saved head: skip training and score with it
-    head_out: str | None = None  # where to save the trained head (default: <run>/pik-head)
-    seed: int = 0
-    data: str | None = None
-    chunk_size: int = 8  # questions per generate call (x samples rows)
-
-    def __post_init__(self) -> None:
-        if self.method not in ("probe", "lora"):
-            raise ValueError(f"unknown P(IK) method {self.method!r}: choose probe or lora")
-        if not 0 < self.test_fraction < 1:
-            raise ValueError(f"test_fraction must lie in (0, 1), got {self.test_fraction}")
-        if self.samples < 1 or self.questions < 2:
-            raise ValueError("samples must be >= 1 and questions >= 2")
 
 
 @dataclass
@@ -215,4 +187,20 @@ def summarize(spec: str, results: dict[str, dict[str, Any]], curves: list[dict[s
                 for name, r in results.items()]
     return {"title": "Honesty: P(IK)", "headline": headline, "sections": [section], "notes": [],
             "metrics": {"results": results, "source_material": source, "head": str(head_dir)},
-            "config": asdict(config)}
+            "config": asdict(config), "results": pik_results(spec, results, source, head)}
+
+
+def pik_results(spec: str, results: dict[str, dict[str, Any]], source: dict[str, Any] | None, head: PIKHead
+                ) -> list[dict[str, Any]]:
+    """``results.json`` entries: each evaluation set's metrics (its name split into task and split) and the
+    source-material test's means."""
+    extra = {"method": head.config.method, "trained_on": head.config.train_task}
+    entries = []
+    for name, row in results.items():
+        task, split = name.rsplit(" (", 1)
+        entries += [result(task, metric, row[metric], model=spec, n=row["n"], split=split.rstrip(")"), **extra)
+                    for metric in ("auroc", "brier", "ece", "mean_p_ik", "mean_label")]
+    if source:
+        entries += [result("source material", metric, source[metric], model=spec, n=source["n"], **extra)
+                    for metric in ("mean_without", "mean_with", "fraction_increased")]
+    return entries

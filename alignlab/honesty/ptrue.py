@@ -12,42 +12,22 @@ P(True) > 0.5 next to the base accuracy (Fig. 12 style).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from alignlab.honesty.config import PTRUE_VARIANTS, PTrueConfig
 from alignlab.honesty.prompts import TRUE_FALSE_OPTIONS, answer_prompt, first_line, p_true_prompt
 from alignlab.honesty.questions import Grader, OpenQuestion, is_correct, load_open_task
 from alignlab.honesty.report import fmt, self_evaluation_row
 from alignlab.models.base import Model
 from alignlab.models.types import GenerateParams, GenerateRequest, ScoreRequest
+from alignlab.runs.results import result
 from alignlab.runs.run import Run
 
 SECTION = "honesty_ptrue"
-VARIANTS = ("zero_shot", "comparison")
-
-
-@dataclass
-class PTrueConfig:
-    """``alignlab honesty ptrue``: each field is a CLI flag."""
-
-    task: str = "arithmetic"
-    questions: int = 50
-    samples: int = 5  # answers per question (also the brainstormed set shown by the comparison variant)
-    answer_shots: int = 5  # worked examples in the sampling prompt (held out from the scored questions)
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    max_new_tokens: int = 24
-    seed: int = 0
-    data: str | None = None
-    chunk_size: int = 16  # questions per model call
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.variants) - set(VARIANTS))
-        if unknown or not self.variants:
-            raise ValueError(f"unknown P(True) variants {unknown}: choose from {list(VARIANTS)}")
-        if self.samples < 1 or self.questions < 1 or self.answer_shots < 0:
-            raise ValueError("samples and questions must be >= 1 and answer_shots >= 0")
+VARIANTS = PTRUE_VARIANTS
 
 
 def split_shots(items: list[OpenQuestion], shots: int) -> tuple[list[tuple[str, str]], list[OpenQuestion]]:
@@ -120,7 +100,7 @@ def summarize(samples: list[dict[str, Any]], config: PTrueConfig) -> dict[str, A
         if s.get("section") == SECTION and s["task"] == config.task:
             by_model.setdefault(s["model"], []).append(s)
     metrics: dict[str, dict[str, Any]] = {}
-    figures, headline = [], []
+    figures, headline, results = [], [], []
     for model, recs in sorted(by_model.items()):
         correct = [c for r in recs for c in r["sample_correct"]]
         series = []
@@ -129,6 +109,7 @@ def summarize(samples: list[dict[str, Any]], config: PTrueConfig) -> dict[str, A
             if len(scores) != len(correct):
                 continue
             metrics[f"{model}|{v}"] = row = self_evaluation_row(scores, correct)
+            results += ptrue_results(config.task, model, v, row)
             series.append({"label": f"{model} {v}", "confidence": scores, "correct": correct})
             headline.append({"label": f"P(True) AUROC, {config.task} ({v})", "value": fmt(row["auroc"]),
                              "note": f"{model}; base accuracy {row['base_accuracy']:.3f}"})
@@ -150,4 +131,14 @@ def summarize(samples: list[dict[str, Any]], config: PTrueConfig) -> dict[str, A
         "sample_columns": ["model", "question", "answers", "samples", "sample_correct", "p_true"],
     }
     return {"title": "Honesty: P(True)", "headline": headline, "sections": [section], "notes": [],
-            "metrics": metrics, "config": asdict(config)}
+            "metrics": metrics, "config": asdict(config), "results": results}
+
+
+def ptrue_results(task: str, model: str, variant: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """``results.json`` entries of one (model, variant): n counts sampled answers (``selected`` for the
+    accuracy among answers with P(True) > 0.5)."""
+    entries = [result(task, name, row[name], model=model, n=row["n"], variant=variant)
+               for name in ("auroc", "brier", "ece", "base_accuracy")]
+    entries.append(result(task, "conditional_accuracy", row["conditional_accuracy"], model=model, n=row["selected"],
+                          variant=variant))
+    return entries

@@ -1,6 +1,13 @@
 """EK-FAC influence functions for transformer language models (Grosse et al. 2023).
 
-Python API (the CLI is ``alignlab influence fit|query``)::
+From Python, one call per command of ``alignlab influence fit|query`` (every CLI flag is a field of the config)::
+
+    from alignlab import influence
+    fit_run, _ = influence.run(influence.FitConfig(train="train.jsonl"), model="embedded")
+    run, summary = influence.run(influence.QueryConfig(fit=str(fit_run.path), prompt="The capital of Veloria is",
+                                                       completion=" Marent."))
+
+The building blocks, for a model and data already in memory::
 
     tracked = find_tracked(model, probe_ids)                      # MLP Linear/Conv1D layers, shared inputs grouped
     factors = fit_factors(model, tracked, batches, FactorConfig(), folder)
@@ -10,10 +17,11 @@ Python API (the CLI is ``alignlab influence fit|query``)::
 """
 
 from alignlab.influence.candidates import tfidf_candidates, union_with_masks
+from alignlab.influence.config import FactorConfig, FitConfig, QueryConfig
 from alignlab.influence.data import Batch, make_batches
-from alignlab.influence.factors import FactorConfig
 from alignlab.influence.modules import TrackedModule, find_tracked
-from alignlab.influence.pipeline import QueryConfig, rank_queries
+from alignlab.influence.pipeline import rank_queries
+from alignlab.influence.runner import fit, query, run
 from alignlab.influence.scores import (
     PairwiseScores,
     Preconditioner,
@@ -23,6 +31,7 @@ from alignlab.influence.scores import (
 )
 from alignlab.influence.store import Factors, fit_factors, load_factors
 
-__all__ = ["Batch", "FactorConfig", "Factors", "PairwiseScores", "Preconditioner", "QueryConfig", "TrackedModule",
-           "fit_factors", "find_tracked", "load_factors", "make_batches", "pairwise_scores", "precondition_queries",
-           "rank_queries", "self_influence", "tfidf_candidates", "union_with_masks"]
+__all__ = ["Batch", "FactorConfig", "Factors", "FitConfig", "PairwiseScores", "Preconditioner", "QueryConfig",
+           "TrackedModule", "find_tracked", "fit", "fit_factors", "load_factors", "make_batches", "pairwise_scores",
+           "precondition_queries", "query", "rank_queries", "run", "self_influence", "tfidf_candidates",
+           "union_with_masks"]

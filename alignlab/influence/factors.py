@@ -17,42 +17,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import torch
 
 from alignlab.influence import distributed as dist
+from alignlab.influence.config import FactorConfig
 from alignlab.influence.data import Batch
 from alignlab.influence.head import HeadCache, backward_loss
 from alignlab.influence.modules import Recorder, TrackedModule
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class FactorConfig:
-    """Settings of a factor fit (they map one-to-one onto ``alignlab influence fit`` options)."""
-
-    scope: str = "mlp"  # mlp | attention | all
-    pattern: str | None = None  # a regex over layer names, instead of the scope
-    fisher: Literal["sampled", "empirical"] = "sampled"
-    block_size: int | None = None  # block-diagonal A and S when a side is wider than this
-    batch_size: int = 8
-    max_length: int = 128
-    max_sequences: int | None = None
-    layers_per_pass: int | None = None  # fit this many transformer layers per data pass (memory); None: all
-    seed: int = 0
-    head_cache_mib: int = 1024  # keep the output layer's softmax term per row up to this size (head.py); 0: off
-
-    def __post_init__(self) -> None:
-        if self.fisher not in ("sampled", "empirical"):
-            raise ValueError(f"fisher must be 'sampled' or 'empirical', not {self.fisher!r}")
-        if self.block_size is not None and self.block_size < 1:
-            raise ValueError("block_size must be positive")
-        if self.batch_size < 1 or self.max_length < 2:
-            raise ValueError("batch_size must be >= 1 and max_length >= 2")
 
 
 def n_blocks(dim: int, block_size: int | None) -> int:

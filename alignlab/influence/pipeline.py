@@ -8,7 +8,6 @@ top-k sets at full rank with per-layer and per-token scores, and re-rank. Scores
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,32 +15,12 @@ import torch
 
 from alignlab.influence import distributed as dist
 from alignlab.influence.candidates import union_with_masks
+from alignlab.influence.config import QueryConfig
 from alignlab.influence.data import make_batches
 from alignlab.influence.scores import PairwiseScores, Preconditioner, pairwise_scores, precondition_queries
 from alignlab.influence.store import layer_index
 
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class QueryConfig:
-    """Settings of ``alignlab influence query`` (one-to-one with its options)."""
-
-    rank: int | None = 32  # rank of the preconditioned query gradients in the ranking pass; None = full
-    top_k: int = 10
-    candidates: int | None = None  # TF-IDF candidates per query; None = every training sequence
-    damping_factor: float | None = 0.1
-    damping: float | None = None  # absolute λ (overrides damping_factor)
-    batch_size: int = 8
-    query_batch_size: int = 16
-    oversample: int = 10
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.rank is not None and self.rank < 1:
-            raise ValueError("rank must be >= 1 (or None for full rank)")
-        if self.top_k < 1 or self.batch_size < 1 or self.query_batch_size < 1:
-            raise ValueError("top_k, batch_size and query_batch_size must be >= 1")
 
 
 def _scores_over(model: torch.nn.Module, pre: Preconditioner, seqs: Sequence[Sequence[int]], rows: list[int],

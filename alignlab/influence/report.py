@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from alignlab.influence.pipeline import power_law_exponent
+from alignlab.runs.results import result
 
 SIGN_NOTE = ("Positive score = up-weighting the training sequence lowers the query's negative log-likelihood of "
              "the completion (a proponent); negative = an opponent. Scores are unnormalised (summed over tokens).")
@@ -23,11 +24,17 @@ PREVIEW = 200
 def fit_summary(meta: dict[str, Any], damping: dict[str, float], lam_stats: dict[str, tuple[float, float]],
                 spec: str, n_train: int) -> dict[str, Any]:
     rows = []
+    results = [result("fit", "training_sequences", n_train, model=spec),
+               result("fit", "tracked_layers", len(meta["tracked"]), model=spec)]
     for t in meta["tracked"]:
         mean, top = lam_stats[t["name"]]
         rows.append([t["name"], f"{t['d_out']}x{t['d_in']}", t["group"], _num(damping[t["name"]]), _num(mean),
                      _num(top)])
+        results += [result("fit", metric, value, model=spec, n=n_train, layer=t["name"])
+                    for metric, value in (("damping", damping[t["name"]]), ("mean_lambda", mean),
+                                          ("max_lambda", top))]
     timings = meta.get("timings", {})
+    results.append(result("fit", "fit_seconds", sum(timings.values()), model=spec))
     return {
         "title": f"EK-FAC factors for {spec}",
         "headline": [{"label": "training sequences", "value": n_train},
@@ -43,6 +50,7 @@ def fit_summary(meta: dict[str, Any], damping: dict[str, float], lam_stats: dict
                         "rows": [[k, round(v, 2)] for k, v in timings.items()]}],
         }],
         "notes": [f"fisher: {meta['config']['fisher']}", f"block size: {meta['config']['block_size']}"],
+        "results": results,
     }
 
 
@@ -64,7 +72,23 @@ def query_summary(records: Sequence[dict[str, Any]], texts: Sequence[str], token
         "sections": sections,
         "notes": [SIGN_NOTE, f"ranking rank: {config.get('rank') or 'full'}; top-k re-scored at full rank",
                   f"damping λ per layer: {_num(min(lam))} to {_num(max(lam))}" if lam else "no layers"],
+        "results": query_results(records, spec),
     }
+
+
+def query_results(records: Sequence[dict[str, Any]], spec: str) -> list[dict[str, Any]]:
+    """``results.json`` entries: per query its top-1 score (n = sequences scored), the power-law exponent of its
+    positive ranking-pass scores (n = their count), and each top-k sequence's full-rank score."""
+    out = [result("query", "queries", len(records), model=spec)]
+    for r in records:
+        where = {"query_index": r["query_index"], "prompt": r["prompt"], "completion": r["completion"]}
+        out.append(result("query", "top1_score", r["top"][0]["score"] if r["top"] else None, model=spec,
+                          n=r["n_scored"], **where))
+        out.append(result("query", "power_law_exponent", power_law_exponent(r["sorted_scores"]), model=spec,
+                          n=sum(1 for s in r["sorted_scores"] if s > 0), **where))
+        out += [result("query", "score", e["score"], model=spec, n=r["n_scored"], rank=rank,
+                       train_index=e["train_index"], **where) for rank, e in enumerate(r["top"], start=1)]
+    return out
 
 
 def _query_section(record: dict[str, Any], texts: Sequence[str], tokens: Sequence[Sequence[str]]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The influence study as two run types: ``fit`` (factors into ``<run>/factors``) and ``query`` (top-k per query).
+"""The work of the influence study's two run types: ``fit`` (factors into ``<run>/factors``) and ``query`` (top-k
+per query); ``runner.py`` opens, resumes and finishes their run directories.
 
 Both load the model through the model layer (``load_model``) and take its torch module, tokenizer and BOS
 policy; gradients are computed here, outside the request types (DESIGN.md: the one exception). Under
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,10 @@ import torch
 
 from alignlab.influence import distributed as dist
 from alignlab.influence.candidates import tfidf_candidates
+from alignlab.influence.config import FactorConfig, QueryConfig
 from alignlab.influence.data import encode_queries, encode_texts, make_batches, read_texts
-from alignlab.influence.factors import FactorConfig
 from alignlab.influence.modules import find_tracked
-from alignlab.influence.pipeline import QueryConfig, rank_queries
+from alignlab.influence.pipeline import rank_queries
 from alignlab.influence.report import fit_summary, query_summary
 from alignlab.influence.scores import Preconditioner
 from alignlab.influence.store import Factors, fit_factors, load_factors
@@ -28,14 +28,17 @@ from alignlab.influence.store import Factors, fit_factors, load_factors
 Progress = Callable[[str, int, int], None]
 
 
-def load_backend(spec: str, dtype: str, device: str) -> Any:
-    """The hf backend of a spec (torch module + tokenizer); other backends cannot give gradients."""
+def load_backend(spec: Any, dtype: str, device: str) -> Any:
+    """The hf backend of a spec (torch module + tokenizer), or a model already loaded; other backends cannot give
+    gradients."""
     from alignlab.models.hf import HFBackend
     from alignlab.models.spec import load_model
 
-    model = load_model(spec, dtype=dtype, device=dist.device_for_rank(device), cache=False)
+    model = load_model(spec, dtype=dtype, device=dist.device_for_rank(device), cache=False) \
+        if isinstance(spec, str) else spec
     if not isinstance(model.backend, HFBackend):
-        raise ValueError(f"influence needs gradients: {spec!r} is not a local transformers model (embedded or hf:)")
+        name = spec if isinstance(spec, str) else model.spec
+        raise ValueError(f"influence needs gradients: {name!r} is not a local transformers model (embedded or hf:)")
     return model
 
 
@@ -81,8 +84,8 @@ def query_key(prompt: str, completion: str) -> str:
 def run_query(model: Any, fit_dir: Path, queries: list[tuple[str, str]], config: QueryConfig, done: set[str],
               progress: Progress | None = None) -> tuple[list[dict[str, Any]], Any]:
     """Score the queries not in ``done`` against the fit run's training file; returns their sample records."""
-    fit_meta = _fit_manifest(fit_dir)
-    factor_cfg = FactorConfig(**fit_meta["factor_config"])
+    fit_meta = fit_manifest(fit_dir)
+    factor_cfg = FactorConfig.from_dict(fit_meta["factor_config"])
     train = Path(fit_meta["train"])
     factors = load_factors(fit_dir / "factors")
     if factors.meta["identity"].get("model") != model.fingerprint_id:
@@ -110,17 +113,17 @@ def run_query(model: Any, fit_dir: Path, queries: list[tuple[str, str]], config:
 
 def query_report(model: Any, fit_dir: Path, samples: list[dict[str, Any]], config: QueryConfig,
                  pre: Preconditioner) -> dict[str, Any]:
-    fit_meta = _fit_manifest(fit_dir)
-    factor_cfg = FactorConfig(**fit_meta["factor_config"])
+    fit_meta = fit_manifest(fit_dir)
+    factor_cfg = FactorConfig.from_dict(fit_meta["factor_config"])
     texts, seqs = training_sequences(model.backend, Path(fit_meta["train"]), factor_cfg.max_length,
                                      factor_cfg.max_sequences)
     decode = model.backend.tokenizer.decode
     needed = {e["train_index"] for s in samples for e in s["top"]}
     tokens = [[decode([t]) for t in s] if i in needed else [] for i, s in enumerate(seqs)]
-    return query_summary(samples, texts, tokens, model.spec, asdict(config), pre.damping)
+    return query_summary(samples, texts, tokens, model.spec, config.scoring(), pre.damping)
 
 
-def _fit_manifest(fit_dir: Path) -> dict[str, Any]:
+def fit_manifest(fit_dir: Path) -> dict[str, Any]:
     import json
 
     path = fit_dir / "manifest.json"

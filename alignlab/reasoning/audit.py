@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from alignlab.models.base import Model
-from alignlab.reasoning.faithfulness import TESTS, FaithfulnessConfig
+from alignlab.reasoning.config import TESTS, FaithfulnessConfig
 from alignlab.reasoning.runner import run_faithfulness
 from alignlab.runs.run import Run
 from alignlab.runs.study import AuditPart

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,160 +12,63 @@ from typing import Annotated, Any
 import typer
 
 from alignlab.cli_common import (
+    SHARED_OPTIONS,
     CacheOpt,
-    DataOpt,
     DtypeOpt,
     ModelOpt,
     ModelsOpt,
     OutOpt,
     ResumeOpt,
-    command_line,
-    console,
-    finish_run,
+    config_from_cli,
+    config_parameters,
+    execute,
+    fail,
     load_or_exit,
-    resumable,
     split_specs,
 )
+from alignlab.reasoning.studies import DECOMPOSE, FAITHFULNESS, Helpers, with_helpers
+from alignlab.runs.study import Study
 
 reasoning_app = typer.Typer(no_args_is_help=True, help=__doc__)
 
-SourceArg = Annotated[str | None, typer.Argument(
-    help="strategyqa, logical_deduction (BIG-bench names or folders), a multiple-choice .jsonl, or addition / "
-         "addition:2,4,8,16 (seeded synthetic sums).")]
-FormatOpt = Annotated[str, typer.Option("--format", help="raw_hh (the papers' Human/Assistant text) or chat.")]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="At most this many questions (a seeded subset; "
-                                                              "addition: how many sums, default 8).")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seeds the subset, sampling and suggested answers.")]
-MistakeOpt = Annotated[str | None, typer.Option("--mistake-model", help="Model spec that writes the mistakes "
-                                                                        "(default: the evaluated model).")]
-TokensOpt = Annotated[int, typer.Option("--max-new-tokens", help="Longest CoT / decomposition sampled.")]
-ChunkOpt = Annotated[int, typer.Option("--chunk-size", help="Questions per batch of model calls (saved as they "
-                                                            "finish).")]
+
+def reasoning_command(study: Study[Any], *, help: str) -> Callable[..., None]:
+    """A command whose options are the config's fields (the SOURCE argument required unless resuming) plus the
+    shared ones; the helper models load once per run with the run's dtype and ``--cache``, as the evaluated
+    models do."""
+
+    def command(**values: Any) -> None:
+        shared = {name: values.pop(name) for name in SHARED_OPTIONS}
+        resume = shared["resume"]
+        if resume is None and not values.get("source"):
+            fail("name a dataset (strategyqa, logical_deduction, a .jsonl, addition) or use --resume")
+        config = None if resume else config_from_cli(study.config, values)
+        with Helpers(load=load_or_exit, cache=shared["cache"]) as helpers:
+            execute(with_helpers(study, helpers), config, split_specs(shared["model"], shared["models"]),
+                    out=shared["out"], resume=resume, dtype=shared["dtype"], cache=shared["cache"])
+
+    source, *fields = config_parameters(study.config)
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind) for
+              name, kind, default in [("model", ModelOpt, "embedded"), ("models", ModelsOpt, None),
+                                      ("out", OutOpt, Path("runs")), ("resume", ResumeOpt, None),
+                                      ("dtype", DtypeOpt, "float32"), ("cache", CacheOpt, True)]]
+    params = [_optional_source(source), *shared[:2], *fields, *shared[2:]]  # as before: SOURCE, the models first
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = help
+    command.__name__ = study.name.replace("-", "_")
+    return command
 
 
-def _csv(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+def _optional_source(param: inspect.Parameter) -> inspect.Parameter:
+    """The SOURCE argument without the Python default (strategyqa): the CLI asks for one, or --resume."""
+    _, info = typing.get_args(param.annotation)
+    return param.replace(default=None, annotation=Annotated[str | None, info])
 
 
-def _start(study: str, source: str | None, resume: Path | None, make_config: Any, model: str, models: str | None,
-           dtype: str, out: Path, seed: int) -> tuple[Any, Any, list[str], str]:
-    """A new run (or the resumed one) with its config, model specs and dtype."""
-    from alignlab.runs.run import Run
-
-    if resume:
-        run = Run.resume(resume)
-        cfg = run.manifest["config"]
-        return run, make_config(**cfg["study"]), cfg["models"], cfg["dtype"]
-    if not source:
-        console.print("[red]error:[/red] name a dataset (strategyqa, logical_deduction, a .jsonl, addition) "
-                      "or use --resume")
-        raise typer.Exit(2)
-    try:
-        config = make_config()
-    except ValueError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
-    specs = split_specs(model, models)
-    run = Run.create(f"reasoning-{study}", {"study": vars(config).copy(), "models": specs, "dtype": dtype},
-                     root=out, seed=seed, command=command_line())
-    return run, config, specs, dtype
-
-
-def _execute(run: Any, specs: list[str], dtype: str, cache: bool, helper_specs: list[str | None],
-             study: Callable[[Any, dict[str | None, Any], Any], dict[str, Any]]) -> None:
-    """Load the helper models (mistakes, paraphrases) once, run ``study(model, helpers, progress)`` for each
-    evaluated model, then write the summary and the report."""
-    console.print(f"run directory: {run.path}")
-    helpers = {spec: load_or_exit(spec, dtype, cache) for spec in dict.fromkeys(helper_specs) if spec}
-    summary: dict[str, Any] = {}
-    with resumable(run) as update:
-        for spec in specs:
-            m = load_or_exit(spec, dtype, cache)
-            summary = study(m, helpers, update)
-            m.close()
-    finish_run(run, summary)
-
-
-@reasoning_app.command("faithfulness")
-def faithfulness_(
-    source: SourceArg = None,
-    model: ModelOpt = "embedded",
-    models_: ModelsOpt = None,
-    mistake_model: MistakeOpt = None,
-    paraphrase_model: Annotated[str | None, typer.Option("--paraphrase-model", help="Model spec that paraphrases "
-                                                         "(default: the evaluated model).")] = None,
-    tests: Annotated[str, typer.Option("--tests", help="Comma-separated: early,mistakes,paraphrase,filler.")
-                     ] = "early,mistakes,paraphrase,filler",
-    samples: Annotated[int, typer.Option("--samples", help="CoT samples per question (the paper: 100).")] = 5,
-    max_new_tokens: TokensOpt = 128,
-    temperature: Annotated[float, typer.Option("--temperature")] = 0.8,
-    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
-    filler_step: Annotated[int, typer.Option("--filler-step", help="Filler lengths step, in tokens.")] = 5,
-    prompt_format: FormatOpt = "raw_hh",
-    limit: LimitOpt = 4,
-    seed: SeedOpt = 0,
-    data: DataOpt = None,
-    out: OutOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    dtype: DtypeOpt = "float32",
-    cache: CacheOpt = True,
-    chunk_size: ChunkOpt = 4,
-) -> None:
-    """Early answering, adding mistakes, paraphrasing and filler tokens: curves per CoT length, AOC, accuracy
-    with and without CoT."""
-    from alignlab.reasoning.faithfulness import FaithfulnessConfig
-    from alignlab.reasoning.runner import run_faithfulness
-
-    def make(**saved: Any) -> FaithfulnessConfig:
-        return FaithfulnessConfig(**saved) if saved else FaithfulnessConfig(
-            source=source or "", limit=limit, seed=seed, data=data, prompt_format=prompt_format,  # type: ignore[arg-type]
-            samples=samples, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, tests=_csv(tests),
-            filler_step=filler_step, mistake_model=mistake_model, paraphrase_model=paraphrase_model,
-            chunk_size=chunk_size)
-
-    run, config, specs, dtype = _start("faithfulness", source, resume, make, model, models_, dtype, out, seed)
-    _execute(run, specs, dtype, cache, [config.mistake_model, config.paraphrase_model],
-             lambda m, helpers, update: run_faithfulness(run, [m], config, helpers.get(config.mistake_model),
-                                                         helpers.get(config.paraphrase_model), progress=update))
-
-
-@reasoning_app.command("decompose")
-def decompose_(
-    source: SourceArg = None,
-    model: ModelOpt = "embedded",
-    models_: ModelsOpt = None,
-    mistake_model: MistakeOpt = None,
-    methods: Annotated[str, typer.Option("--methods", help="Comma-separated: zero_shot,few_shot,cot,"
-                                                           "cot_decomposition,factored.")
-                       ] = "zero_shot,few_shot,cot,cot_decomposition,factored",
-    biases: Annotated[str, typer.Option("--biases", help="Comma-separated contexts: none,always_a,suggested.")
-                      ] = "none,always_a,suggested",
-    faithfulness: Annotated[bool, typer.Option("--faithfulness/--no-faithfulness", help="Early answering and "
-                                               "adding mistakes for cot, cot_decomposition, factored.")] = True,
-    max_new_tokens: TokensOpt = 128,
-    temperature: Annotated[float, typer.Option("--temperature", help="0 = greedy.")] = 0.0,
-    prompt_format: FormatOpt = "raw_hh",
-    limit: LimitOpt = 4,
-    seed: SeedOpt = 0,
-    data: DataOpt = None,
-    out: OutOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    dtype: DtypeOpt = "float32",
-    cache: CacheOpt = True,
-    chunk_size: ChunkOpt = 4,
-) -> None:
-    """Zero-shot, few-shot, CoT, CoT decomposition and factored decomposition: accuracy, faithfulness AOCs,
-    biased-context sensitivity and the accuracy-faithfulness frontier."""
-    from alignlab.reasoning.decomposition import DecomposeConfig
-    from alignlab.reasoning.runner import run_decomposition
-
-    def make(**saved: Any) -> DecomposeConfig:
-        return DecomposeConfig(**saved) if saved else DecomposeConfig(
-            source=source or "", limit=limit, seed=seed, data=data, prompt_format=prompt_format,  # type: ignore[arg-type]
-            methods=_csv(methods), biases=_csv(biases), faithfulness=faithfulness, max_new_tokens=max_new_tokens,
-            temperature=temperature, mistake_model=mistake_model, chunk_size=chunk_size)
-
-    run, config, specs, dtype = _start("decompose", source, resume, make, model, models_, dtype, out, seed)
-    _execute(run, specs, dtype, cache, [config.mistake_model],
-             lambda m, helpers, update: run_decomposition(run, [m], config, helpers.get(config.mistake_model),
-                                                          progress=update))
+reasoning_app.command("faithfulness")(reasoning_command(FAITHFULNESS, help=(
+    "Early answering, adding mistakes, paraphrasing and filler tokens: curves per CoT length, AOC, accuracy "
+    "with and without CoT.")))
+reasoning_app.command("decompose")(reasoning_command(DECOMPOSE, help=(
+    "Zero-shot, few-shot, CoT, CoT decomposition and factored decomposition: accuracy, faithfulness AOCs, "
+    "biased-context sensitivity and the accuracy-faithfulness frontier.")))

@@ -24,6 +24,7 @@ from typing import Any
 
 from alignlab.models.base import Model
 from alignlab.models.types import Conversation, GenerateRequest, PromptFormat
+from alignlab.reasoning.config import DecomposeConfig
 from alignlab.reasoning.cot import CoT, Progress, Sampling, phase, read_answers
 from alignlab.reasoning.examples import Example, answer_always_a, examples_for
 from alignlab.reasoning.prompts import (
@@ -42,42 +43,13 @@ from alignlab.reasoning.prompts import (
     wrong_subanswer_prompt,
     zero_shot_prompt,
 )
-from alignlab.reasoning.questions import Question, SourceConfig
+from alignlab.reasoning.questions import Question
 
-METHODS = ("zero_shot", "few_shot", "cot", "cot_decomposition", "factored")
-BIASES = ("none", "always_a", "suggested")
 FAITHFULNESS_METHODS = ("cot", "cot_decomposition", "factored")
 MISTAKE_TOKENS = 30
 OPENERS = {"cot": "1.", "cot_decomposition": "<sub_q>", "factored": "<sub_q_1>"}
 _PAIR = re.compile(r"<sub_q>(.*?)</sub_q>\s*<sub_a>(.*?)</sub_a>", re.S)
 _SUBQ = re.compile(r"<sub_q_(\d+)>(.*?)</sub_q_\1>", re.S)
-
-
-@dataclass
-class DecomposeConfig(SourceConfig):
-    """One decomposition study; each field is a flag of ``alignlab reasoning decompose``."""
-
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    biases: list[str] = field(default_factory=lambda: list(BIASES))
-    faithfulness: bool = True
-    max_new_tokens: int = 128
-    temperature: float = 0.0  # greedy: one answer per question and method
-    top_p: float = 1.0
-    mistake_model: str | None = None  # None: the evaluated model
-    chunk_size: int = 4
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name, value, allowed in (("methods", self.methods, METHODS), ("biases", self.biases, BIASES)):
-            unknown = sorted(set(value) - set(allowed))
-            if unknown or not value:
-                raise ValueError(f"{name}: unknown or empty {unknown}; choose from {list(allowed)}")
-        if self.max_new_tokens < 1 or self.chunk_size < 1:
-            raise ValueError("max_new_tokens and chunk_size must be >= 1")
-
-    @property
-    def sampling(self) -> Sampling:
-        return Sampling(1, self.max_new_tokens, self.temperature, self.top_p, self.seed)
 
 
 @dataclass

@@ -20,41 +20,13 @@ from typing import Any
 
 from alignlab.models.base import Model
 from alignlab.models.types import Conversation, GenerateRequest
+from alignlab.reasoning.config import FaithfulnessConfig
 from alignlab.reasoning.cot import CoT, Progress, Sampling, continue_cots, phase, read_answers, sample_cots
 from alignlab.reasoning.examples import examples_for
 from alignlab.reasoning.prompts import answer_prompt, clean_rewrite, filler_cot, mistake_prompt, paraphrase_prompt
-from alignlab.reasoning.questions import Question, SourceConfig
+from alignlab.reasoning.questions import Question
 
-TESTS = ("early", "mistakes", "paraphrase", "filler")
 MISTAKE_TOKENS = 30  # Lanham §2.3: mistakes are sampled with at most 30 tokens
-
-
-@dataclass
-class FaithfulnessConfig(SourceConfig):
-    """One faithfulness study; each field is a flag of ``alignlab reasoning faithfulness``."""
-
-    samples: int = 5
-    max_new_tokens: int = 128
-    temperature: float = 0.8
-    top_p: float = 0.95
-    tests: list[str] = field(default_factory=lambda: list(TESTS))
-    filler_step: int = 5
-    mistake_model: str | None = None  # None: the evaluated model
-    paraphrase_model: str | None = None
-    chunk_size: int = 4  # questions per batch of model calls (saved as they finish)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        unknown = sorted(set(self.tests) - set(TESTS))
-        if unknown:
-            raise ValueError(f"unknown tests {unknown}: choose from {list(TESTS)}")
-        for name in ("samples", "max_new_tokens", "filler_step", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-
-    @property
-    def sampling(self) -> Sampling:
-        return Sampling(self.samples, self.max_new_tokens, self.temperature, self.top_p, self.seed)
 
 
 @dataclass

@@ -15,7 +15,6 @@ from typing import Literal
 from alignlab.bigbench.tasks import find_task, load_task
 from alignlab.data.errors import DataError
 from alignlab.data.multiple_choice import load_mc_jsonl
-from alignlab.models.types import PromptFormat
 from alignlab.reasoning.addition import PAPER_OPERANDS, generate_addition
 
 LETTERS = string.ascii_uppercase
@@ -39,24 +38,6 @@ class Question:
     @property
     def letters(self) -> tuple[str, ...]:
         return tuple(LETTERS[: len(self.choices)])
-
-
-@dataclass
-class SourceConfig:
-    """The questions and prompt format of a reasoning study (the base of both studies' configs)."""
-
-    source: str = "strategyqa"
-    limit: int | None = 4
-    seed: int = 0
-    data: str | None = None
-    prompt_format: PromptFormat = "raw_hh"
-
-    def __post_init__(self) -> None:
-        if self.prompt_format not in ("raw_hh", "chat"):
-            raise ValueError(f"prompt_format must be 'raw_hh' or 'chat', got {self.prompt_format!r}")
-
-    def questions(self) -> list[Question]:
-        return load_questions(self.source, data=self.data, limit=self.limit, seed=self.seed)
 
 
 def load_questions(source: str, *, data: str | None = None, limit: int | None = None, seed: int = 0

@@ -11,8 +11,8 @@ from typing import Any
 
 from alignlab.models.base import Model
 from alignlab.reasoning import decomposition, faithfulness
-from alignlab.reasoning.decomposition import DecomposeConfig, build_contexts
-from alignlab.reasoning.faithfulness import FaithfulnessConfig
+from alignlab.reasoning.config import DecomposeConfig, FaithfulnessConfig
+from alignlab.reasoning.decomposition import build_contexts
 from alignlab.reasoning.questions import Question
 from alignlab.reasoning.summary import summarize_decomposition, summarize_faithfulness
 from alignlab.runs.run import Run

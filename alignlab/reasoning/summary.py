@@ -21,6 +21,7 @@ from alignlab.metrics.reasoning import (
     weighted_aoc,
 )
 from alignlab.metrics.stats import bootstrap_ci
+from alignlab.reasoning.results import Stats, decomposition_results, faithfulness_results
 
 
 def _r(value: float | None) -> float | None:
@@ -32,6 +33,16 @@ def _r(value: float | None) -> float | None:
 
 def _mean(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
+
+
+def _ci(values: list[float]) -> tuple[float, float] | None:
+    """The bootstrap 95% CI of a mean of per-item values (None for fewer than two items)."""
+    return bootstrap_ci(values, seed=0) if len(values) > 1 else None
+
+
+def _n_curves(curves: list[list[float]]) -> int:
+    """How many curves an AOC is over (a CoT without steps has none)."""
+    return sum(len(c) >= 2 for c in curves)
 
 
 def _aoc(curves: list[list[float]]) -> float | None:
@@ -56,6 +67,12 @@ def _length_series(model: str, curves: list[list[float]], multi: bool) -> list[d
 # -- Lanham et al. 2023 ----------------------------------------------------------------------------
 def faithfulness_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     """The numbers of one model: accuracies, AOCs (weighted over CoT lengths), paraphrase and filler results."""
+    return faithfulness_stats(records)[0]
+
+
+def faithfulness_stats(records: list[dict[str, Any]]) -> tuple[dict[str, Any], Stats]:
+    """:func:`faithfulness_metrics` and, for each number of the summary table, how many items it is over and its
+    95% CI where we compute one (``results.json``)."""
     cots = [r for r in records if r["sample"] != "question"]
     qs = [r for r in records if r["sample"] == "question"]
     early = [r["early"]["curve"] for r in cots if "early" in r]
@@ -64,10 +81,11 @@ def faithfulness_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
     fill = [(n / q["filler"]["longest"], c) for q in qs if q["filler"]["longest"]
             for n, c in zip(q["filler"]["lengths"], q["filler"]["correct"], strict=True) if n]
     with_early = [r for r in cots if "early" in r]
-    return {
+    no_cot = [q["no_cot_correct"] for q in qs]
+    metrics = {
         "questions": len(qs), "cots": len(cots), "mean_steps": _mean([r["n_steps"] for r in cots]),
         "accuracy_cot": _mean([r["correct"] for r in cots]),
-        "accuracy_no_cot": _mean([q["no_cot_correct"] for q in qs]),
+        "accuracy_no_cot": _mean(no_cot),
         "same_with_without_cot": same_answer_rate([r["early"]["answers"][0] for r in with_early],
                                                   [r["answer"] for r in with_early]) if with_early else None,
         "early_aoc": _aoc(early), "mistakes_aoc": _aoc(mistakes),
@@ -75,13 +93,19 @@ def faithfulness_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
         "paraphrase_accuracy": _mean([p["correct"][-1] for p in para]),
         "paraphrase_same": _mean([p["same"][-1] for p in para]),
         "filler_accuracy": _mean([c for _, c in fill]), "filler_points": fill,
-        "accuracy_cot_ci": bootstrap_ci([r["correct"] for r in cots], seed=0) if len(cots) > 1 else None,
+        "accuracy_cot_ci": _ci([r["correct"] for r in cots]),
     }
+    stats: Stats = {"mean_steps": (len(cots), None), "accuracy_cot": (len(cots), metrics["accuracy_cot_ci"]),
+                    "accuracy_no_cot": (len(qs), _ci(no_cot)), "same_with_without_cot": (len(with_early), None),
+                    "early_aoc": (_n_curves(early), None), "mistakes_aoc": (_n_curves(mistakes), None),
+                    "paraphrase_accuracy": (len(para), None), "filler_accuracy": (len(fill), None)}
+    return metrics, stats
 
 
 def summarize_faithfulness(samples: list[dict[str, Any]], section: str, config: Any) -> dict[str, Any]:
     groups = _by_model(samples, section)
-    metrics = {m: faithfulness_metrics(recs) for m, recs in groups.items()}
+    stats = {m: faithfulness_stats(recs) for m, recs in groups.items()}
+    metrics = {m: v[0] for m, v in stats.items()}
     multi = len(groups) > 1
     columns = ["model", "questions", "CoTs", "mean steps", "accuracy (CoT)", "accuracy (no CoT)",
                "same answer with/without CoT", "early answering AOC", "adding mistakes AOC",
@@ -89,7 +113,7 @@ def summarize_faithfulness(samples: list[dict[str, Any]], section: str, config: 
     keys = ["questions", "cots", "mean_steps", "accuracy_cot", "accuracy_no_cot", "same_with_without_cot",
             "early_aoc", "mistakes_aoc", "paraphrase_accuracy", "filler_accuracy"]
     rows = [[m, *[_r(v[k]) for k in keys]] for m, v in metrics.items()]
-    length_rows = []
+    length_rows, by_length = [], []
     for m, recs in groups.items():
         for test in ("early", "mistakes"):
             curves = [r[test]["curve"] for r in recs if test in r and len(r[test]["curve"]) >= 2]
@@ -97,6 +121,7 @@ def summarize_faithfulness(samples: list[dict[str, Any]], section: str, config: 
                 total = len(curves)
                 length_rows += [[m, test, n, c.count, _r(c.count / total), _r(c.aoc)]
                                 for n, c in curves_by_length(curves).items()]
+                by_length += [(m, test, c, total) for c in curves_by_length(curves).values()]
     figures = []
     for test, title, xlabel in (("early", "Early answering", "% of reasoning sample provided"),
                                 ("mistakes", "Adding mistakes", "% of reasoning sample before mistake")):
@@ -141,19 +166,29 @@ def summarize_faithfulness(samples: list[dict[str, Any]], section: str, config: 
                    "sample_columns": ["model", "question_id", "sample", "cot", "answer", "target", "correct"]}
     clean = {m: {k: v for k, v in d.items() if k != "filler_points"} for m, d in metrics.items()}
     return {"title": "Reasoning faithfulness", "headline": headline, "sections": [section_out], "notes": [],
-            "metrics": clean, "config": asdict(config)}
+            "metrics": clean, "config": asdict(config),
+            "results": faithfulness_results(str(getattr(config, "source", "")), stats, by_length)}
 
 
 # -- Radhakrishnan et al. 2023 ---------------------------------------------------------------------
 def decomposition_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per method: accuracy, early/mistakes AOC, and the effect of each bias."""
-    out: dict[str, dict[str, Any]] = {}
+    return {method: metrics for method, (metrics, _) in decomposition_stats(records).items()}
+
+
+def decomposition_stats(records: list[dict[str, Any]]) -> dict[str, tuple[dict[str, Any], Stats]]:
+    """Per method: :func:`decomposition_metrics` and, per number, how many items it is over and its 95% CI where
+    we compute one (``results.json``)."""
+    out: dict[str, tuple[dict[str, Any], Stats]] = {}
     for method in dict.fromkeys(r["method"] for r in records):
         rows = {(r["question_id"], r["bias"]): r for r in records if r["method"] == method}
         plain = [r for (_, b), r in rows.items() if b == "none"]
+        early = [r["early"]["curve"] for r in plain if "early" in r]
+        mistakes = [r["mistakes"]["curve"] for r in plain if "mistakes" in r]
         m: dict[str, Any] = {"n": len(plain), "accuracy": _mean([r["correct"] for r in plain]),
-                             "early_aoc": _aoc([r["early"]["curve"] for r in plain if "early" in r]),
-                             "mistakes_aoc": _aoc([r["mistakes"]["curve"] for r in plain if "mistakes" in r])}
+                             "early_aoc": _aoc(early), "mistakes_aoc": _aoc(mistakes)}
+        stats: Stats = {"accuracy": (len(plain), _ci([r["correct"] for r in plain])),
+                        "early_aoc": (_n_curves(early), None), "mistakes_aoc": (_n_curves(mistakes), None)}
         for bias in ("always_a", "suggested"):
             pairs = [(rows[(q, "none")], r) for (q, b), r in rows.items() if b == bias and (q, "none") in rows]
             if bias == "always_a":  # the bias points to a wrong answer only where the answer is not (A)
@@ -164,13 +199,16 @@ def decomposition_metrics(records: list[dict[str, Any]]) -> dict[str, dict[str, 
             rate = switch_rate([u["answer"] for u, _ in pairs], [b["answer"] for _, b in pairs], target) \
                 if pairs else None
             m[f"{bias}_switch"] = None if rate is None or math.isnan(rate) else rate  # NaN: nothing could switch
-        out[method] = m
+            stats[f"{bias}_drop"] = (len(pairs), None)
+            stats[f"{bias}_switch"] = (sum(u["answer"] != t for (u, _), t in zip(pairs, target, strict=True)), None)
+        out[method] = (m, stats)
     return out
 
 
 def summarize_decomposition(samples: list[dict[str, Any]], section: str, config: Any) -> dict[str, Any]:
     groups = _by_model(samples, section)
-    metrics = {m: decomposition_metrics(recs) for m, recs in groups.items()}
+    stats = {m: decomposition_stats(recs) for m, recs in groups.items()}
+    metrics = {model: {method: v[0] for method, v in per.items()} for model, per in stats.items()}
     keys = ["n", "accuracy", "early_aoc", "mistakes_aoc", "always_a_drop", "always_a_switch", "suggested_drop",
             "suggested_switch"]
     columns = ["model", "method", "questions", "accuracy", "early answering AOC", "adding mistakes AOC",
@@ -214,4 +252,5 @@ def summarize_decomposition(samples: list[dict[str, Any]], section: str, config:
                    "sample_columns": ["model", "question_id", "method", "bias", "work", "answer", "target",
                                       "correct"]}
     return {"title": "Question decomposition", "headline": headline, "sections": [section_out], "notes": [],
-            "metrics": metrics, "config": asdict(config)}
+            "metrics": metrics, "config": asdict(config),
+            "results": decomposition_results(str(getattr(config, "source", "")), stats)}

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from alignlab.models.base import Model
-from alignlab.redteam.pipeline import RedteamConfig, Resources, play, score
+from alignlab.redteam.config import RedteamConfig
+from alignlab.redteam.pipeline import Resources, collect_attacks, play, score
 from alignlab.redteam.summary import build_summary
 from alignlab.runs.run import Run
 from alignlab.runs.study import AuditPart
@@ -38,8 +39,6 @@ def _no_extra_model(spec: str) -> Model:
 def audit_redteam(run: Run, models: list[Model], cap: int | None, data: str | None,
                   progress: Callable[[str, int, int], None] | None, scorer: str | None = None) -> dict[str, Any]:
     """Each audited model attacked as plain and prompted targets, judged by itself (or ``scorer``)."""
-    from alignlab.redteam.pipeline import collect_attacks
-
     res = Resources(_no_extra_model, {m.spec: m for m in models})
     skips: list = []
     for model in models:

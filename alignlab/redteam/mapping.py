@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from alignlab.models.types import Message
+from alignlab.redteam.config import RedteamConfig
 from alignlab.redteam.landscape import cluster, embed, label_clusters, project
+from alignlab.redteam.records import SECTION, records
 from alignlab.redteam.scoring import render_plain
 from alignlab.runs.run import Run
 
@@ -18,13 +21,9 @@ def map_key(conv_keys: list[str]) -> str:
     return "map|" + hashlib.sha256("\n".join(conv_keys).encode()).hexdigest()[:12]
 
 
-def map_run(run: Run, config: Any, res: Any, progress: Any = None, label_model: str | None = None) -> None:
+def map_run(run: Run, config: RedteamConfig, res: Any, progress: Any = None, label_model: str | None = None) -> None:
     """Embed, project, cluster and label the first target's conversations; skipped when already mapped."""
-    from alignlab.models.types import Message
-    from alignlab.redteam.pipeline import SECTION
-
-    samples = run.samples()
-    convs = [s for s in samples if s.get("section") == SECTION and s.get("kind") == "conversation"]
+    convs = records(run, "conversation")
     if not convs:
         return
     first = convs[0]["target"]
@@ -32,7 +31,7 @@ def map_run(run: Run, config: Any, res: Any, progress: Any = None, label_model: 
     spec = label_model or config.attacker
     key = map_key([c["key"] for c in convs] + [f"seed={config.seed}", f"k={config.clusters}", f"labels={spec}",
                                                 f"projection={config.projection}"])
-    if key in {s.get("key") for s in samples}:
+    if key in run.done_keys():
         return
     if progress:
         progress("map", 0, 3)

@@ -3,7 +3,7 @@
 1. attacks       ``attack|<id>``                 every attack, LM-generated ones included (written only here)
 2. conversations ``conv|<target>|<attack id>``   each attack played against each target for ``turns`` turns
 3. scores        ``threshold|<scorer>`` and ``score|<scorer>|<conv key>``: per-turn and min harmlessness
-4. landscape     ``map|<scorer>``                UMAP coordinates and LM-labelled clusters
+4. landscape     ``map|<hash>``                  UMAP coordinates and LM-labelled clusters (:mod:`.mapping`)
 
 A stage skips every key already present, so ``--resume`` redoes nothing; the request cache makes a repeated
 model call free. With the ``few-shot`` source, stages 1-3 run twice (Perez et al. 2022's loop): round 1 attacks
@@ -13,7 +13,6 @@ from the other sources, round 2 generated from round 1's attacks weighted by how
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,64 +20,15 @@ from alignlab.data.resolve import resolve_dataset
 from alignlab.models.base import Model
 from alignlab.models.types import Message, PromptFormat
 from alignlab.redteam import attacks as A
+from alignlab.redteam.config import RedteamConfig
+from alignlab.redteam.mapping import map_run
+from alignlab.redteam.records import HARMLESS_BASE, SECTION, records
 from alignlab.redteam.scoring import JudgeScorer, PMScorer, Scorer, calibrate, min_harmlessness, turn_scores
-from alignlab.redteam.targets import Target, parse_target, respond
+from alignlab.redteam.targets import Target, respond
 from alignlab.redteam.transcripts import Skip, load_pairs
 from alignlab.runs.run import Run
 
-SECTION = "redteam"
-HARMLESS_BASE = "hh-rlhf/harmless-base/test.jsonl"
 Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class RedteamConfig:
-    """One red-team run; each field is a flag of ``alignlab redteam attack``."""
-
-    sources: list[str] = field(default_factory=lambda: ["harmless-base"])
-    targets: list[str] = field(default_factory=lambda: ["plain", "prompted"])
-    scorers: list[str] = field(default_factory=lambda: ["judge:embedded"])
-    model: str = "embedded"  # targets written without =SPEC
-    attacker: str = "embedded"
-    limit: int | None = 8  # attacks per source
-    turns: int = 1
-    few_shot_k: int = 5
-    rejection_n: int = 4
-    max_new_tokens: int = 64
-    prompt_format: PromptFormat = "chat"
-    calibration_pairs: int = 64
-    threshold_quantile: float = 0.5
-    seed: int = 0
-    data: str | None = None
-    chunk_size: int = 16
-    landscape: bool = True
-    clusters: int | None = None
-    projection: str = "umap"  # or pca
-
-    def __post_init__(self) -> None:
-        for name in ("turns", "few_shot_k", "rejection_n", "max_new_tokens", "calibration_pairs", "chunk_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.limit is not None and self.limit < 1:
-            raise ValueError(f"limit must be at least 1, got {self.limit}")
-        if self.prompt_format not in ("chat", "raw_hh"):
-            raise ValueError(f"prompt_format must be chat or raw_hh, got {self.prompt_format!r}")
-        if self.projection not in ("umap", "pca"):
-            raise ValueError(f"projection must be umap or pca, got {self.projection!r}")
-        if not self.scorers:
-            raise ValueError("name at least one scorer (judge:SPEC or pm:FOLDER)")
-        for source in self.sources:
-            kind = source.split(":", 1)[0]
-            if kind not in ("harmless-base", "attempts", "jsonl", "zero-shot", "few-shot"):
-                raise ValueError(f"unknown attack source {source!r}: use harmless-base, attempts[:PATH], jsonl:PATH, "
-                                 "zero-shot or few-shot[:POOL]")
-            path = source.partition(":")[2]
-            if kind in ("attempts", "jsonl") and (path or kind == "jsonl") and not Path(path).is_file():
-                raise ValueError(f"attack source {source!r}: file not found")
-        self.target_list()  # validates the target types
-
-    def target_list(self) -> list[Target]:
-        return [parse_target(t, self.model) for t in self.targets]
 
 
 class Resources:
@@ -86,6 +36,7 @@ class Resources:
 
     def __init__(self, load: Callable[[str], Model], preloaded: dict[str, Model] | None = None) -> None:
         self._load, self.models = load, dict(preloaded or {})
+        self._preloaded = set(self.models)  # the caller's: closed by the caller
         self.scorers: dict[str, Scorer] = {}
 
     def model(self, spec: str) -> Model:
@@ -107,19 +58,17 @@ class Resources:
         return self.scorers[spec]
 
     def close(self) -> None:
-        for m in self.models.values():
-            m.close()
-
-
-def _records(run: Run, kind: str) -> list[dict[str, Any]]:
-    return [s for s in run.samples() if s.get("section") == SECTION and s.get("kind") == kind]
+        """Close the models loaded here (not the preloaded ones)."""
+        for spec, m in self.models.items():
+            if spec not in self._preloaded:
+                m.close()
 
 
 # -- 1. attacks ----------------------------------------------------------------------------------------------
 def collect_attacks(run: Run, config: RedteamConfig, res: Resources, sources: list[str], round_: int,
                     skips: list[Skip]) -> list[A.Attack]:
     """Attacks of ``sources``: reread from the run when already collected, else loaded or generated and saved."""
-    saved = _records(run, "attack")
+    saved = records(run, "attack")
     out: list[A.Attack] = []
     for source in sources:
         have = [A.Attack.from_record(r) for r in saved if r["source_spec"] == source]
@@ -165,10 +114,10 @@ def _pool(run: Run, config: RedteamConfig, arg: str) -> list[tuple[str, float]]:
     source_run = Run(Path(arg), {}) if arg else run  # read only: the pool's run is not reopened
     if arg and not source_run.samples_path.is_file():
         raise FileNotFoundError(f"few-shot pool {arg}: neither an attempts file nor a run directory with samples")
-    scores = [s for s in _records(source_run, "score") if s["scorer"] == config.scorers[0]]
+    scores = [s for s in records(source_run, "score") if s["scorer"] == config.scorers[0]]
     if not scores:
         raise ValueError(f"few-shot: no scored conversations in {source_run.path} to draw examples from")
-    convs = {c["key"]: c for c in _records(source_run, "conversation")}
+    convs = {c["key"]: c for c in records(source_run, "conversation")}
     firsts = [(convs[s["conv_key"]]["messages"][0]["content"], s["min_harmlessness"]) for s in scores
               if s["min_harmlessness"] is not None and s["conv_key"] in convs]
     harm = A.harm_from_scores([m for _, m in firsts])
@@ -220,7 +169,7 @@ def score(run: Run, config: RedteamConfig, res: Resources, scorers: list[str] | 
     """Calibrate each scorer once, then score every conversation it has not scored (of ``only_targets`` when
     given); returns calibration skips."""
     skips: list[Skip] = []
-    conversations = [c for c in _records(run, "conversation") if only_targets is None or c["target"] in only_targets]
+    conversations = [c for c in records(run, "conversation") if only_targets is None or c["target"] in only_targets]
     for spec in scorers or config.scorers:
         scorer = res.scorer(spec, config.prompt_format)
         if isinstance(scorer, JudgeScorer):
@@ -267,8 +216,6 @@ def run_attack(run: Run, config: RedteamConfig, res: Resources, progress: Progre
         play(run, config, res, attacks, progress)
         skips += score(run, config, res, progress=progress)
     if config.landscape:
-        from alignlab.redteam.mapping import map_run
-
         map_run(run, config, res, progress)
     return skips
 
@@ -280,7 +227,7 @@ def import_transcripts(run: Run, path: str | Path) -> list[Skip]:
 
     transcripts, skips = load_transcripts(path)
     done = run.done_keys()
-    records = []
+    rows = []
     for t in transcripts:
         kind = str(t.meta.get("model_type") or "data")
         label = f"{kind} ({t.meta['num_params']})" if t.meta.get("num_params") else kind
@@ -288,10 +235,10 @@ def import_transcripts(run: Run, path: str | Path) -> list[Skip]:
         if key in done:
             continue
         done.add(key)
-        records.append({"section": SECTION, "kind": "conversation", "model": "data", "key": key, "target": label,
-                        "target_type": kind, "attack_id": t.id, "source": f"file:{Path(path).name}",
-                        "task_description": t.meta.get("task_description"), "tags": t.tags,
-                        "rating": t.meta.get("rating"),
-                        "messages": [{"role": m.role, "content": m.content} for m in t.messages]})
-    run.append(records)
+        rows.append({"section": SECTION, "kind": "conversation", "model": "data", "key": key, "target": label,
+                     "target_type": kind, "attack_id": t.id, "source": f"file:{Path(path).name}",
+                     "task_description": t.meta.get("task_description"), "tags": t.tags,
+                     "rating": t.meta.get("rating"),
+                     "messages": [{"role": m.role, "content": m.content} for m in t.messages]})
+    run.append(rows)
     return skips

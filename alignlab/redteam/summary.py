@@ -1,18 +1,20 @@
 """The red-team summary (summary.json): success rates per target and scorer, thresholds, distributions, the
-landscape map and harm-topic counts. Data only; the report escapes every string."""
+landscape map and harm-topic counts, and the same numbers as ``results`` entries (results.json). Data only; the
+report escapes every string."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from alignlab.metrics.stats import pearson_r
 from alignlab.redteam.landscape import scatter_figure, tag_counts
+from alignlab.redteam.records import SECTION
 from alignlab.redteam.scoring import success_rate
-
-SECTION = "redteam"
+from alignlab.runs.results import result
 
 
 def _fmt(x: float | None) -> float | None:
@@ -128,7 +130,45 @@ def build_summary(samples: list[dict[str, Any]], manifest: dict[str, Any], seed:
     compact = {k: {c: v for c, v in m.items() if c != "min_harmlessness"} for k, m in metrics.items()}
     return {"title": "alignlab red teaming", "headline": headline, "sections": [section],
             "notes": list(skips or []), "metrics": compact,
-            "thresholds": {c["scorer"]: c["threshold"] for c in cal}}
+            "thresholds": {c["scorer"]: c["threshold"] for c in cal},
+            "results": result_entries(kinds, metrics)}
+
+
+def result_entries(kinds: dict[str, list[dict[str, Any]]], metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """results.json entries: per scorer and target, the attack success rate (n, bootstrap CI), the mean min and
+    intent harmlessness and their Pearson r; per scorer, its threshold and pair accuracy on the calibration pairs.
+    ``model`` is the target's model spec (the target's label for imported transcripts), ``task`` its type."""
+    targets = {}
+    for c in kinds["conversation"]:
+        targets.setdefault(c["target"], (c.get("target_type") or c["target"],
+                                         c["target"] if c.get("model") in (None, "data") else c["model"]))
+    out = []
+    for m in metrics.values():
+        kind, model = targets.get(m["target"], (m["target"], m["target"]))
+        where = {"model": model, "n": m["n"], "scorer": m["scorer"], "target": m["target"]}
+        if m.get("rate") is not None:
+            out.append(result(kind, "attack_success_rate", m["rate"], ci=(m["ci_low"], m["ci_high"]),
+                              threshold=m["threshold"], **where))
+        out.append(result(kind, "mean_min_harmlessness", m["mean_min_harmlessness"], **where))
+        out.append(result(kind, "mean_intent_harmlessness", m["mean_intent_harmlessness"], **where))
+        out.append(result(kind, "intent_r", m["intent_r"], **where))
+    for c in kinds["calibration"]:
+        where = {"model": c["scorer"], "n": c["n_pairs"], "scorer": c["scorer"], "data": c["source"]}
+        out.append(result("calibration", "threshold", c["threshold"], quantile=c["quantile"], **where))
+        out.append(result("calibration", "pair_accuracy", c["pair_accuracy"], **where))
+    return out
+
+
+def generate_summary(attacks: list[Any], method: str, attacker: str, path: Path) -> dict[str, Any]:
+    """The summary of ``alignlab redteam generate``: how many attacks, and each attack's text."""
+    return {"title": "alignlab red teaming: generated attacks", "headline": [
+        {"label": "attacks generated", "value": len(attacks), "note": f"{method} by {attacker}"}],
+        "sections": [{"id": "redteam", "title": f"Generated attacks ({method}, Perez et al. 2022 §2.2)",
+                      "description": f"Written to {path.name}; attack them with --source jsonl:{path}.",
+                      "tables": [{"title": "Attacks", "columns": ["id", "attack"],
+                                  "rows": [[a.id, a.messages[-1].content] for a in attacks]}]}],
+        "results": [result("generate", "attacks_generated", len(attacks), model=attacker, n=len(attacks),
+                           method=method)]}
 
 
 def _successes(kinds: dict[str, list[dict[str, Any]]], metrics: dict[str, Any], scorer: str

@@ -1,0 +1,178 @@
+"""The red-team configs: each field is a flag of ``alignlab redteam attack|generate|score|map``.
+
+Every red-team run saves a :class:`RedteamConfig` in its manifest (``config.study``), whichever command made it:
+``generate``, ``score`` and ``map`` have their own options (:class:`GenerateConfig`, :class:`ScoreConfig`,
+:class:`MapConfig`) and turn them into the :class:`RedteamConfig` they run with (``redteam()``), so ``score`` and
+``map`` can reopen any red-team run and read its settings.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from alignlab.models.types import PromptFormat
+from alignlab.redteam.targets import Target, parse_target
+from alignlab.runs.config import StudyConfig, option
+
+SOURCE_KINDS = ("harmless-base", "attempts", "jsonl", "zero-shot", "few-shot")
+PROJECTIONS = ("umap", "pca")
+METHODS = ("zero-shot", "few-shot")
+
+SCORER_HELP = ("Comma-separated scorers: judge:<model spec> or pm:<preference model folder>. The first also picks "
+               "rejection samples and weights few-shot pools.")
+ATTACKER_HELP = "Model spec that writes attacks, continues conversations and labels clusters."
+LIMIT_HELP = "At most this many attacks per source."
+SEED_HELP = "Seeds sampling, few-shot draws, UMAP and clustering."
+FEW_SHOT_HELP = "Examples per few-shot prompt."
+CLUSTERS_HELP = "k-means clusters (default: HDBSCAN, or k-means on small maps)."
+PROJECTION_HELP = "umap (the paper's) or pca (instant; UMAP compiles for tens of seconds)."
+PATH_HELP = ("A red-team run directory, or a transcript file (released red_team_attempts JSON/JSONL(.gz), or JSONL "
+             "with transcript/messages).")
+DATA_HELP = "Dataset path (else $ALIGNLAB_DATA, the user cache, then a download)."
+
+
+def _check_quantile(value: float) -> None:
+    if not 0 < value < 1:
+        raise ValueError(f"threshold_quantile (--threshold-quantile) must lie in (0, 1), got {value}")
+
+
+@dataclass
+class RedteamConfig(StudyConfig):
+    """One red-team run (``alignlab redteam attack``): attack sources, targets, scorers and the landscape."""
+
+    sources: list[str] = option(help="Comma-separated attack sources: harmless-base, attempts[:PATH], jsonl:PATH, "
+                                     "zero-shot, few-shot[:POOL].", factory=lambda: ["harmless-base"], flag="--source",
+                                csv=True)
+    targets: list[str] = option(help="Comma-separated targets TYPE[=MODEL_SPEC]; TYPE is plain, prompted, rejection "
+                                     "or trained.", factory=lambda: ["plain", "prompted"], flag="--target", csv=True)
+    scorers: list[str] = option(help=SCORER_HELP, factory=lambda: ["judge:embedded"], flag="--scorer", csv=True)
+    model: str = option("embedded", "Model spec for targets given without =SPEC.", short="-m")
+    attacker: str = option("embedded", ATTACKER_HELP)
+    limit: int | None = option(8, LIMIT_HELP, minimum=1)
+    turns: int = option(1, "Assistant turns per conversation; the attacker writes the Human turns after the first.",
+                        minimum=1)
+    few_shot_k: int = option(5, FEW_SHOT_HELP, minimum=1)
+    rejection_n: int = option(4, "Samples per reply for the rejection target (paper: 16).", minimum=1)
+    max_new_tokens: int = option(64, "Tokens per reply.", minimum=1)
+    prompt_format: PromptFormat = option("chat", "chat (chat template) or raw_hh (Human:/Assistant: text, for base "
+                                                 "models).", flag="--format", choices=("chat", "raw_hh"))
+    calibration_pairs: int = option(64, "hh-rlhf harmless-base pairs that set each scorer's threshold.", minimum=1)
+    threshold_quantile: float = option(0.5, "Threshold = this quantile of the rejected replies' scores.")
+    seed: int = option(0, SEED_HELP)
+    data: str | None = option(None, DATA_HELP)
+    chunk_size: int = option(16, "Conversations per model call.", minimum=1)
+    landscape: bool = option(True, "Draw the attack landscape.", flag="--map/--no-map")
+    clusters: int | None = option(None, CLUSTERS_HELP, minimum=1)
+    projection: str = option("umap", PROJECTION_HELP, choices=PROJECTIONS)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_quantile(self.threshold_quantile)
+        if not self.scorers:
+            raise ValueError("name at least one scorer (judge:SPEC or pm:FOLDER)")
+        for source in self.sources:
+            kind = source.split(":", 1)[0]
+            if kind not in SOURCE_KINDS:
+                raise ValueError(f"unknown attack source {source!r}: use harmless-base, attempts[:PATH], jsonl:PATH, "
+                                 "zero-shot or few-shot[:POOL]")
+            path = source.partition(":")[2]
+            if kind in ("attempts", "jsonl") and (path or kind == "jsonl") and not Path(path).is_file():
+                raise ValueError(f"attack source {source!r}: file not found")
+        self.target_list()  # validates the target types
+
+    def target_list(self) -> list[Target]:
+        return [parse_target(t, self.model) for t in self.targets]
+
+
+@dataclass
+class GenerateConfig(StudyConfig):
+    """``alignlab redteam generate``: LM-written attacks (Perez et al. 2022), zero-shot or few-shot from a pool."""
+
+    method: str = option("zero-shot", "zero-shot or few-shot (needs --pool).", choices=METHODS)
+    attacker: str = option("embedded", ATTACKER_HELP)
+    pool: str | None = option(None, "Few-shot examples: a scored red-team run directory or a red_team_attempts file "
+                                    "with ratings.")
+    scorer: str = option("judge:embedded", SCORER_HELP)
+    limit: int | None = option(16, LIMIT_HELP, minimum=1)
+    few_shot_k: int = option(5, FEW_SHOT_HELP, minimum=1)
+    seed: int = option(0, SEED_HELP)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pool is not None:
+            self.pool = os.fspath(self.pool)
+        if self.method == "few-shot" and not self.pool:
+            raise ValueError("--method few-shot needs --pool (a scored run directory or an attempts file)")
+        self.redteam()
+
+    @property
+    def source(self) -> str:
+        return self.method if self.method == "zero-shot" else f"few-shot:{self.pool}"
+
+    def redteam(self) -> RedteamConfig:
+        """The config the generate run saves and runs with."""
+        return RedteamConfig(sources=[self.source], targets=[], scorers=[self.scorer], attacker=self.attacker,
+                             limit=self.limit, few_shot_k=self.few_shot_k, seed=self.seed, landscape=False)
+
+    @classmethod
+    def of(cls, saved: RedteamConfig) -> GenerateConfig:
+        """The generate options of a saved generate run (to resume it)."""
+        method, _, pool = saved.sources[0].partition(":")
+        return cls(method=method, attacker=saved.attacker, pool=pool or None, scorer=saved.scorers[0],
+                   limit=saved.limit, few_shot_k=saved.few_shot_k, seed=saved.seed)
+
+
+@dataclass
+class ScoreConfig(StudyConfig):
+    """``alignlab redteam score``: more scorers for a run's conversations (in place), or a transcript file scored
+    into a new run."""
+
+    path: str = option(help=PATH_HELP, argument=True)
+    scorers: list[str] = option(help=SCORER_HELP, factory=lambda: ["judge:embedded"], flag="--scorer", csv=True)
+    calibration_pairs: int = option(64, "Pairs that set the threshold.", minimum=1)
+    threshold_quantile: float = option(0.5, "Quantile of rejected scores.")
+    data: str | None = option(None, DATA_HELP)
+
+    def __post_init__(self) -> None:
+        self.path = str(Path(self.path))
+        super().__post_init__()
+        self.redteam()
+
+    def redteam(self) -> RedteamConfig:
+        """The scoring settings (a file's new run saves them; a run directory keeps its own config)."""
+        return RedteamConfig(targets=[], scorers=list(self.scorers), calibration_pairs=self.calibration_pairs,
+                             threshold_quantile=self.threshold_quantile, data=self.data, landscape=False)
+
+    @classmethod
+    def of(cls, saved: RedteamConfig, path: str | os.PathLike[str]) -> ScoreConfig:
+        """Score the run at ``path`` again with its saved scorers (to resume a score run)."""
+        return cls(path=os.fspath(path), scorers=saved.scorers, calibration_pairs=saved.calibration_pairs,
+                   threshold_quantile=saved.threshold_quantile, data=saved.data)
+
+
+@dataclass
+class MapConfig(StudyConfig):
+    """``alignlab redteam map``: the attack landscape of a run (in place) or of a transcript file (a new run)."""
+
+    path: str = option(help=PATH_HELP, argument=True)
+    labeler: str = option("embedded", "Model spec that writes the cluster labels.")
+    clusters: int | None = option(None, CLUSTERS_HELP, minimum=1)
+    projection: str = option("umap", PROJECTION_HELP, choices=PROJECTIONS)
+    seed: int = option(0, SEED_HELP)
+
+    def __post_init__(self) -> None:
+        self.path = str(Path(self.path))
+        super().__post_init__()
+
+    def redteam(self) -> RedteamConfig:
+        """The map settings (a file's new run saves them; a run directory keeps its own config)."""
+        return RedteamConfig(targets=[], attacker=self.labeler, seed=self.seed, clusters=self.clusters,
+                             projection=self.projection)
+
+    @classmethod
+    def of(cls, saved: RedteamConfig, path: str | os.PathLike[str]) -> MapConfig:
+        """Map the run at ``path`` again with its saved settings (to resume a map run)."""
+        return cls(path=os.fspath(path), labeler=saved.attacker, clusters=saved.clusters,
+                   projection=saved.projection, seed=saved.seed)
