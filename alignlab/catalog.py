@@ -39,7 +39,7 @@ CATALOG = (
           ("hh-rlhf/harmless-base", "hh-rlhf/red-team-attempts"), ""),
     Entry("constitution", "Bai et al. 2022; Kundu et al. 2023",
           ("constitution revise", "constitution label", "constitution train-sft", "constitution train-pm",
-           "constitution train-rl", "constitution evaluate-pm"),
+           "constitution train-rl", "constitution evaluate-pm", "constitution questions"),
           ("hh-rlhf/harmless-base", "hh-rlhf/helpful-base", "evals/persona"), ""),
     Entry("influence", "Grosse et al. 2023", ("influence fit", "influence query"), (),
           "your training sequences (.jsonl or .txt)"),

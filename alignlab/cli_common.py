@@ -148,7 +148,10 @@ def config_parameters(config_cls: type) -> list[inspect.Parameter]:
             continue
         kind, default = _cli_type(hints[field.name], flag), _cli_default(field, flag)
         text = flag.help + _default_note(field, flag)
-        names = [flag.name_for(field.name)] + ([flag.short] if flag.short else [])
+        name = flag.name_for(field.name)
+        if kind is bool and "/" not in name:  # an on/off switch: --x/--no-x
+            name = f"{name}/--no-{name.removeprefix('--')}"
+        names = [name] + ([flag.short] if flag.short else [])
         info = (typer.Argument(help=text, show_default=False) if flag.argument else
                 typer.Option(*names, help=text, show_default=default is not None))
         params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from alignlab.models.hf import HFBackend
     from alignlab.reasoning.faithfulness import TESTS, FaithfulnessConfig
     from alignlab.reasoning.questions import load_questions
-    from alignlab.runs.cache import RequestCache
+    from alignlab.models.cache import RequestCache
 
     config = FaithfulnessConfig(source=args.source, limit=args.questions, seed=args.seed, samples=args.samples,
                                 max_new_tokens=args.max_new_tokens, tests=list(TESTS))

@@ -15,7 +15,7 @@ import torch
 
 from alignlab.models import Model, ScoreRequest
 from alignlab.models.hf import HFBackend
-from alignlab.runs.cache import RequestCache
+from alignlab.models.cache import RequestCache
 from tests.conftest import make_tiny_llama
 
 REQUEST = ScoreRequest("The sky is", (" blue", " green"))
@@ -79,7 +79,7 @@ def test_cache_round_trips_results_exactly(tmp_path, tiny_model, tokenizer):
 WRITER = textwrap.dedent("""
     import sys, time
     from alignlab.models.types import ContinuationScore, ScoreRequest, ScoreResult
-    from alignlab.runs.cache import RequestCache
+    from alignlab.models.cache import RequestCache
 
     cache = RequestCache(sys.argv[1])
     chunk = 0

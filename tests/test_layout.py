@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "alignlab"
-STUDIES = ("bigbench", "behaviors", "honesty", "fairness", "reasoning", "redteam", "constitution", "influence")
+STUDIES = ("bigbench", "behaviors", "honesty", "fairness", "reasoning", "redteam", "constitution", "influence", "mc")
 # models -> data -> runs (and report) -> metrics -> studies -> audit -> CLI
 FLOORS = {"models": 0, "paths": 0, "data": 1, "runs": 2, "report": 2, "metrics": 3, **dict.fromkeys(STUDIES, 4),
           "audit": 5, "catalog": 5, "cli": 6, "cli_common": 6, "__init__": 6}
@@ -41,8 +41,8 @@ def floor(module: str) -> int:
     parts = module.split(".")
     if len(parts) == 1:
         return FLOORS["__init__"]
-    if parts[1] in STUDIES and len(parts) > 2 and parts[2].startswith("cli"):
-        return FLOORS["cli"]  # a study's CLI shell sits on the CLI floor
+    if len(parts) > 2 and parts[2].startswith("cli"):
+        return FLOORS["cli"]  # a study's (or the audit's) CLI shell sits on the CLI floor
     return FLOORS[parts[1].removesuffix(".py")]
 
 

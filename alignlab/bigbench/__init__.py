@@ -2,6 +2,9 @@
 
     from alignlab import bigbench
     run, summary = bigbench.run(bigbench.BigBenchConfig(tasks=["hhh_alignment"], max_examples=24), model="embedded")
+
+Importing this package is light (other studies read BIG-bench tasks through ``alignlab.bigbench.tasks``); the
+runner and its text metrics load on the first :func:`run`.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import os
 from typing import Any
 
 from alignlab.bigbench.config import BigBenchConfig
-from alignlab.bigbench.studies import BIGBENCH
 from alignlab.runs.run import Run
 from alignlab.runs.study import run_study
 
@@ -19,7 +21,9 @@ def run(config: BigBenchConfig | None = None, model: Any = "embedded", *, out: s
         resume: str | os.PathLike[str] | None = None, **options: Any) -> tuple[Run, dict[str, Any]]:
     """Run BIG-bench tasks on one model (or a list: one run, a scaling plot) into a new run directory, or finish
     ``resume``; returns ``(run, summary)``. ``options``: ``dtype``, ``cache``, ``progress``, ``report``."""
+    from alignlab.bigbench.studies import BIGBENCH
+
     return run_study(BIGBENCH, config, model, out=out, resume=resume, **options)
 
 
-__all__ = ["BIGBENCH", "BigBenchConfig", "run"]
+__all__ = ["BigBenchConfig", "run"]

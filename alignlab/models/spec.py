@@ -58,7 +58,7 @@ def load_model(spec: str, *, dtype: str = "float32", device: str = "auto", cache
     ``False`` disables caching.
     """
     from alignlab.paths import user_cache_dir
-    from alignlab.runs.cache import RequestCache
+    from alignlab.models.cache import RequestCache
 
     parsed = parse_spec(spec)
     if parsed.kind == "openai":
