@@ -57,8 +57,8 @@ def load_model(spec: str, *, dtype: str = "float32", device: str = "auto", cache
     ``cache=True`` uses the user cache (``~/.cache/alignlab/requests.sqlite``), a path uses that file,
     ``False`` disables caching.
     """
-    from alignlab.paths import user_cache_dir
     from alignlab.models.cache import RequestCache
+    from alignlab.paths import user_cache_dir
 
     parsed = parse_spec(spec)
     if parsed.kind == "openai":
