@@ -11,7 +11,8 @@ The public API is the model layer and one module per study; each study runs the 
     alignlab.read_results(run.path)["results"]                   # value, n and CI per task and metric
 
 Study modules (imported on first use): ``audit``, ``bigbench``, ``behaviors``, ``honesty``, ``fairness``,
-``reasoning``, ``redteam``, ``constitution``, ``influence``. Everything else is private.
+``reasoning``, ``redteam``, ``constitution``, ``influence``, and ``mc`` (multiple-choice benchmarks of your own).
+Everything else is private.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 STUDIES = ("audit", "bigbench", "behaviors", "honesty", "fairness", "reasoning", "redteam", "constitution",
-           "influence")
+           "influence", "mc")
 
 
 def __getattr__(name: str) -> Any:
@@ -67,5 +68,5 @@ __all__ = [
     "ContinuationScore", "Conversation", "GenerateParams", "GenerateRequest", "GenerateResult", "Message", "Model",
     "ModelError", "NextTokenRequest", "NextTokenResult", "RequestCache", "Run", "ScoreRequest", "ScoreResult",
     "__version__", "audit", "behaviors", "bigbench", "constitution", "fairness", "honesty", "influence",
-    "load_model", "parse_spec", "read_results", "reasoning", "redteam",
+    "load_model", "mc", "parse_spec", "read_results", "reasoning", "redteam",
 ]

@@ -19,6 +19,7 @@ from alignlab.constitution.cli import constitution_app
 from alignlab.fairness.cli import fairness_app
 from alignlab.honesty.cli import honesty_app
 from alignlab.influence.cli import influence_app
+from alignlab.mc.cli import mc_command
 from alignlab.reasoning.cli import reasoning_app
 from alignlab.redteam.cli import redteam_app
 
@@ -112,6 +113,7 @@ behaviors_app.command("generate")(generate_command)
 app.add_typer(behaviors_app, name="behaviors")
 app.command("bigbench")(bigbench_command)
 app.command("audit")(audit_command)
+app.command("mc")(mc_command)
 for _name, _app in (("honesty", honesty_app), ("fairness", fairness_app), ("reasoning", reasoning_app),
                     ("influence", influence_app), ("constitution", constitution_app), ("redteam", redteam_app)):
     app.add_typer(_app, name=_name)
