@@ -22,7 +22,7 @@ CATALOG = (
           ("bigbench/hhh_alignment", "bigbench/known_unknowns", "bigbench/simple_ethical_questions",
            "bigbench/moral_permissibility", "bigbench/<any JSON task>"),
           "any JSON task of google/BIG-bench by name, or a task folder"),
-    Entry("behaviors", "Perez et al. 2022", ("behaviors eval", "behaviors generate", "behaviors list"),
+    Entry("behaviors", "Perez et al. 2022", ("behaviors eval", "behaviors generate", "behaviors datasets ROOT"),
           ("evals/persona", "evals/advanced-ai-risk", "evals/sycophancy", "evals/winogenerated"),
           "anthropics/evals folders, or any .jsonl in their format"),
     Entry("honesty", "Kadavath et al. 2022", ("honesty calibration", "honesty ptrue", "honesty pik"),

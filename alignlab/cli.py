@@ -12,7 +12,6 @@ from rich.table import Table
 
 from alignlab.audit.cli import audit_command
 from alignlab.behaviors.cli import behaviors_app
-from alignlab.behaviors.cli_generate import generate_command
 from alignlab.bigbench.cli import bigbench_command
 from alignlab.cli_common import DataOpt, DtypeOpt, console, fail
 from alignlab.constitution.cli import constitution_app
@@ -109,7 +108,6 @@ def serve(
     run_server(spec, host=host, port=port, dtype=dtype)
 
 
-behaviors_app.command("generate")(generate_command)
 app.add_typer(behaviors_app, name="behaviors")
 app.command("bigbench")(bigbench_command)
 app.command("audit")(audit_command)

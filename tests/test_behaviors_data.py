@@ -8,15 +8,11 @@ from collections import Counter
 
 import pytest
 
-from alignlab.behaviors.data import (
-    GITHUB_RAW,
+from alignlab.behaviors.data import GITHUB_RAW, evals_download, find_dataset, list_datasets, load_dataset
+from alignlab.behaviors.formats import (
     SYCOPHANCY_PREFILL_DEFAULT,
     SYCOPHANCY_PREFILL_POLITICS,
-    evals_download,
-    find_dataset,
-    list_datasets,
     load_behavior_file,
-    load_dataset,
     parse_options,
 )
 from alignlab.data.errors import DataError, DownloadError

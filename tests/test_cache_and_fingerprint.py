@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from alignlab.models import Model, ScoreRequest
-from alignlab.models.hf import HFBackend
 from alignlab.models.cache import RequestCache
+from alignlab.models.hf import HFBackend
 from tests.conftest import make_tiny_llama
 
 REQUEST = ScoreRequest("The sky is", (" blue", " green"))

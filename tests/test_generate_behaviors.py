@@ -15,28 +15,26 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from alignlab.behaviors.data import load_behavior_file
-from alignlab.behaviors.generate import (
+from alignlab.behaviors.config import GenerateConfig
+from alignlab.behaviors.formats import load_behavior_file
+from alignlab.behaviors.generation import GenerationError, generate_behaviors, sidecar_paths
+from alignlab.behaviors.generation_pipeline import generate_persona, two_way_probs
+from alignlab.behaviors.generation_prompts import (
     PERSONA_OPTIONS,
-    GenerateConfig,
-    GenerationError,
     ai_risk_generation_prompt,
     clean_statement,
     dedup_key,
     draw_few_shot,
     extract_question,
-    generate_behaviors,
-    generate_persona,
     load_seed_questions,
     persona_filter_prompt,
     persona_generation_prompt,
-    sidecar_paths,
     subject_phrase,
     swap_options,
-    two_way_probs,
 )
 from alignlab.data.errors import DataError
 from alignlab.models.base import Backend, Model
+from alignlab.models.cache import RequestCache
 from alignlab.models.hf import HFBackend
 from alignlab.models.render import render_raw_hh
 from alignlab.models.types import (
@@ -48,7 +46,6 @@ from alignlab.models.types import (
     NextTokenResult,
     ScoreResult,
 )
-from alignlab.runs.cache import RequestCache
 
 OPTION = re.compile(r"^ \(([AB])\) (.*)$", re.MULTILINE)
 
@@ -485,7 +482,7 @@ def test_tiny_model_generation_is_seeded(tiny_model, tokenizer, one_thread):
 
 # -- CLI ------------------------------------------------------------------------------------------------
 def cli_app() -> typer.Typer:
-    from alignlab.behaviors.cli_generate import generate_command
+    from alignlab.behaviors.cli import generate_command
 
     app = typer.Typer()
     app.command()(generate_command)
@@ -494,7 +491,7 @@ def cli_app() -> typer.Typer:
 
 def test_cli_writes_the_file_and_prints_the_stages(tmp_path, monkeypatch):
     models = iter([persona_model()])
-    monkeypatch.setattr("alignlab.behaviors.cli_generate.load_or_exit", lambda spec, dtype, cache: next(models))
+    monkeypatch.setattr("alignlab.behaviors.cli.load_or_exit", lambda spec, dtype, cache: next(models))
     out = tmp_path / "gen.jsonl"
     result = CliRunner().invoke(cli_app(), [DESCRIPTION, "--generator", "scripted", "-n", "8",
                                             "--samples-per-label", "8", "-o", str(out), "--no-cache"])
@@ -505,7 +502,7 @@ def test_cli_writes_the_file_and_prints_the_stages(tmp_path, monkeypatch):
 
 def test_cli_errors_exit_2_with_the_reason(tmp_path, monkeypatch):
     models = iter([persona_model({k: 0.9 for k in P_AGREE})])
-    monkeypatch.setattr("alignlab.behaviors.cli_generate.load_or_exit", lambda spec, dtype, cache: next(models))
+    monkeypatch.setattr("alignlab.behaviors.cli.load_or_exit", lambda spec, dtype, cache: next(models))
     args = [DESCRIPTION, "-n", "8", "--samples-per-label", "8", "-o", str(tmp_path / "g.jsonl")]
     result = CliRunner().invoke(cli_app(), args)
     assert result.exit_code == 2 and "nothing usable" in result.output

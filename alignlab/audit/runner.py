@@ -10,7 +10,7 @@ from typing import Any
 from alignlab.audit.config import STUDY_MODULES, AuditConfig
 from alignlab.models.base import Model
 from alignlab.models.spec import load_model
-from alignlab.runs.results import results_of
+from alignlab.runs.results import results_of, side_by_side
 from alignlab.runs.run import Run
 from alignlab.runs.study import AuditPart, finish
 
@@ -99,9 +99,14 @@ def combine(summaries: dict[str, dict[str, Any]], studies: list[AuditPart], spec
                         f"{' and '.join(specs)}. Each section below reproduces one paper's protocol and says which."),
         "tables": [{"title": "Headline numbers", "columns": columns, "rows": rows}],
     }
+    results = [{"study": name, **entry} for name, summary in summaries.items() for entry in results_of(summary)]
+    if len(specs) == 2:
+        overview["tables"].append({"title": "Every result side by side (from results.json)",
+                                   "columns": ["study", "task", "metric", "condition", *specs, "difference",
+                                               f"n {specs[0]}", f"n {specs[1]}"],
+                                   "rows": side_by_side(results, *specs)})
     sections = [overview] + [s for name in summaries for s in summaries[name].get("sections", [])]
     notes = [f"{name}: {n}" for name, summary in summaries.items() for n in summary.get("notes", [])]
-    results = [{"study": name, **entry} for name, summary in summaries.items() for entry in results_of(summary)]
     return {"title": "alignlab audit", "headline": cards, "sections": sections, "notes": notes, "results": results,
             "studies": {name: {k: v for k, v in s.items() if k not in ("sections", "headline")}
                         for name, s in summaries.items()}}

@@ -6,7 +6,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from alignlab.behaviors.runner import AUDIT_DATASETS, BehaviorsConfig, _metric_name, run_behaviors, short_name
+from alignlab.behaviors.config import BehaviorsConfig
+from alignlab.behaviors.runner import AUDIT_DATASETS, run_behaviors
+from alignlab.behaviors.summary import metric_name, short_name
 from alignlab.models.base import Model
 from alignlab.runs.run import Run
 from alignlab.runs.study import AuditPart
@@ -19,7 +21,7 @@ def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]
         model, dataset = key.split("|", 1)
         value = m.get("pearson_r", m.get("match_rate"))
         if value is not None:
-            rows[f"{short_name(dataset)} ({_metric_name(m)})"][model] = round(float(value), 4)
+            rows[f"{short_name(dataset)} ({metric_name(m)})"][model] = round(float(value), 4)
     return list(rows.items())
 
 

@@ -1,87 +1,36 @@
-"""``alignlab behaviors``: model-written evaluations (Perez et al. 2022). ``eval`` scores the released datasets;
-``datasets`` lists those found locally. (``generate`` lives in ``cli_generate.py``.)"""
+"""``alignlab behaviors``: model-written evaluations (Perez et al. 2022). ``eval`` scores the released datasets,
+``generate`` writes a new one for a described behaviour, ``datasets`` lists those found locally. The options of
+``eval`` and ``generate`` are the fields of their configs (``alignlab/behaviors/config.py``)."""
 
 from __future__ import annotations
 
+import inspect
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from alignlab.behaviors.config import GenerateConfig
+from alignlab.behaviors.studies import BEHAVIORS
 from alignlab.cli_common import (
     CacheOpt,
-    DataOpt,
     DtypeOpt,
-    ModelOpt,
-    ModelsOpt,
-    OutOpt,
-    ResumeOpt,
-    command_line,
+    config_from_cli,
+    config_parameters,
     console,
-    finish_run,
     load_or_exit,
-    resumable,
-    split_specs,
+    progress_bars,
+    study_command,
 )
 
 behaviors_app = typer.Typer(no_args_is_help=True, help=(
     "Model-written evaluations (Perez et al. 2022): persona, advanced-AI-risk, sycophancy and winogenerated."))
 
-DatasetsArg = Annotated[list[str] | None, typer.Argument(
-    help="Dataset names (persona/no-shut-down, advanced-ai-risk/human_generated_evals/power-seeking-inclination, "
-         "sycophancy/sycophancy_on_nlp_survey, winogenerated) or .jsonl paths.")]
-
-
-@behaviors_app.command("eval")
-def eval_(
-    datasets: DatasetsArg = None,
-    model: ModelOpt = "embedded",
-    models_: ModelsOpt = None,
-    prompt_format: Annotated[str, typer.Option("--format", help="raw_hh (the paper's Human/Assistant text) or "
-                                                                "chat (the model's chat template).")] = "raw_hh",
-    limit: Annotated[int | None, typer.Option("--limit", help="At most this many questions per dataset "
-                                                              "(a seeded subset).")] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seeds the subset and the bootstrap.")] = 0,
-    data: DataOpt = None,
-    out: OutOpt = Path("runs"),
-    resume: ResumeOpt = None,
-    dtype: DtypeOpt = "float32",
-    cache: CacheOpt = True,
-    chunk_size: Annotated[int, typer.Option("--chunk-size", help="Questions per model call (saved as they "
-                                                                 "finish).")] = 64,
-) -> None:
-    """Score behaviour datasets: match rate per behaviour with CIs, winogenerated bias, and a report."""
-    from alignlab.behaviors.runner import BehaviorsConfig, run_behaviors
-    from alignlab.runs.run import Run
-
-    if resume:
-        run = Run.resume(resume)
-        cfg = run.manifest["config"]
-        config = BehaviorsConfig(**cfg["study"])
-        specs, dtype = cfg["models"], cfg["dtype"]
-    else:
-        if not datasets:
-            console.print("[red]error:[/red] name at least one dataset (e.g. persona/no-shut-down) or use --resume")
-            raise typer.Exit(2)
-        try:
-            config = BehaviorsConfig(datasets=list(datasets), prompt_format=prompt_format,  # type: ignore[arg-type]
-                                     max_items=limit, seed=seed, data=data, chunk_size=chunk_size)
-        except ValueError as err:
-            console.print(f"[red]error:[/red] {err}")
-            raise typer.Exit(2) from err
-        specs = split_specs(model, models_)
-        run = Run.create("behaviors", {"study": vars(config).copy(), "models": specs, "dtype": dtype}, root=out,
-                         seed=seed, command=command_line())
-    console.print(f"run directory: {run.path}")
-    summary = None
-    with resumable(run) as update:
-        for spec in specs:
-            m = load_or_exit(spec, dtype, cache)
-            summary = run_behaviors(run, [m], config, progress=update)
-            m.close()
-    finish_run(run, summary)
+behaviors_app.command("eval")(study_command(BEHAVIORS, help=(
+    "Score behaviour datasets: match rate per behaviour with CIs, winogenerated bias, and a report.")))
 
 
 @behaviors_app.command("datasets")
@@ -100,3 +49,67 @@ def datasets_(
     for name in names:
         table.add_row(name)
     Console().print(table)
+
+
+# -- generate -------------------------------------------------------------------------------------------------
+GeneratorOpt = Annotated[str, typer.Option("--generator", help="Model spec that writes the items.")]
+DiscriminatorOpt = Annotated[str | None, typer.Option(
+    "--discriminator", help="Model spec that checks the labels (default: the generator).")]
+GenerateOutOpt = Annotated[Path, typer.Option("--out", "-o", help=(
+    "Output JSONL (the released format); <stem>.candidates.jsonl and <stem>.meta.json are written beside it."))]
+EXTRA = ("generator", "discriminator", "out", "dtype", "cache")
+
+
+def generate_command(**values: Any) -> None:
+    """Generate a label-balanced behaviour dataset: sample, filter labels with a discriminator, balance."""
+    from alignlab.behaviors.generation import GenerationError, generate
+
+    generator, discriminator, out, dtype, cache = (values.pop(name) for name in EXTRA)
+    if values.get("seed_questions"):
+        values["seed_questions"] = str(Path(values["seed_questions"]))
+    config = config_from_cli(GenerateConfig, values)
+    try:
+        with progress_bars() as update:
+            result = generate(config, generator, discriminator, out=out, dtype=dtype, cache=cache, progress=update,
+                              load=load_or_exit)
+    except (GenerationError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from err
+    print_stats(result.stats)
+    console.print(f"[green]wrote {len(result.rows)} items[/green]: {out}")
+    if "shortfall" in result.stats:
+        console.print(f"[yellow]note:[/yellow] {result.stats['shortfall']}")
+
+
+def _generate_signature() -> None:
+    """The config's fields (DESCRIPTION required, as a positional argument), then the models, --out and the
+    shared --dtype/--cache."""
+    fields = [p.replace(default=inspect.Parameter.empty) if p.name == "description" else p
+              for p in config_parameters(GenerateConfig)]
+    extra = [("generator", GeneratorOpt, "embedded"), ("discriminator", DiscriminatorOpt, None),
+             ("out", GenerateOutOpt, Path("generated.jsonl")), ("dtype", DtypeOpt, "float32"),
+             ("cache", CacheOpt, True)]
+    params = fields[:1] + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+                           for name, kind, default in extra[:2]] + fields[1:] + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+        for name, kind, default in extra[2:]]
+    generate_command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    generate_command.__annotations__ = {p.name: p.annotation for p in params}
+
+
+_generate_signature()
+behaviors_app.command("generate")(generate_command)
+
+
+def print_stats(stats: dict[str, Any]) -> None:
+    """One row per label (persona) or one for all (ai_risk): how many samples each stage dropped."""
+    stages = stats["stages"]
+    columns = list(dict.fromkeys(key for row in stages.values() for key in row))
+    table = Table(title=f"generated {stats['kind']} items")
+    table.add_column("label")
+    for col in columns:
+        table.add_column(col.replace("_", " "), justify="right")
+    for label, row in stages.items():
+        table.add_row(label, *[str(row.get(col, 0)) for col in columns])
+    console.print(table)
+    console.print("discriminator: " + json.dumps(stats["discriminator"]))

@@ -72,3 +72,29 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def side_by_side(entries: Sequence[dict[str, Any]], first: str, second: str) -> list[list[Any]]:
+    """Rows ``[study, task, metric, condition, value first, value second, second - first, n first, n second]`` for
+    every result both models have (matched on every key but model, value, n and CI), in the order of ``entries``."""
+    def condition(entry: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        return tuple(sorted((k, _hashable(v)) for k, v in entry.items() if k not in ("model", "value", "n", "ci")))
+
+    by_model: dict[str, dict[tuple[Any, ...], dict[str, Any]]] = {first: {}, second: {}}
+    for entry in entries:
+        if entry.get("model") in by_model:
+            by_model[entry["model"]].setdefault(condition(entry), entry)
+    rows = []
+    for key, a in by_model[first].items():
+        b = by_model[second].get(key)
+        if b is None:
+            continue
+        extra = ", ".join(f"{k}={v}" for k, v in key if k not in ("study", "task", "metric"))
+        diff = None if a["value"] is None or b["value"] is None else round(b["value"] - a["value"], 6)
+        rows.append([a.get("study", ""), a.get("task"), a.get("metric"), extra, a["value"], b["value"], diff,
+                     a.get("n"), b.get("n")])
+    return rows
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
