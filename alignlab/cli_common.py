@@ -1,4 +1,5 @@
-"""Pieces every ``alignlab`` subcommand shares: option types, progress bars, model loading, finishing a run."""
+"""What every ``alignlab`` command shares: option types, commands built from a study's config, progress bars,
+model loading, one-line errors."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -20,6 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from alignlab.models.types import ModelError
 from alignlab.runs.config import Flag, flag_of
 
 if TYPE_CHECKING:
@@ -97,30 +100,6 @@ def load_or_exit(spec: str, dtype: str, cache: bool) -> Model:
         raise typer.Exit(2) from err
 
 
-@contextmanager
-def resumable(run: Run) -> Iterator[Any]:
-    """Progress bars for a run; a data, config or model error becomes a clear message (exit 2) that says how to
-    finish the run, since every completed sample is already saved."""
-    from alignlab.models.types import ModelError
-
-    try:
-        with progress_bars() as update:
-            yield update
-    except (FileNotFoundError, ValueError, ModelError) as err:
-        console.print(f"[red]error:[/red] {err}\n(completed samples are saved; finish with --resume {run.path})")
-        raise typer.Exit(2) from err
-
-
-def finish_run(run: Run, summary: dict[str, Any]) -> None:
-    """Write summary.json and the report, then print where they are and the tables."""
-    from alignlab.report import write_report
-
-    run.finish(summary)
-    html = write_report(run.path)
-    console.print(f"[green]run complete[/green]: {run.path}\nreport: {html}")
-    print_tables(summary)
-
-
 def print_tables(summary: dict[str, Any]) -> None:
     for section in summary.get("sections", []):
         for table in section.get("tables", []):
@@ -135,11 +114,11 @@ def print_tables(summary: dict[str, Any]) -> None:
 
 
 # -- study commands built from the study's config --------------------------------------------------------------
-SHARED_OPTIONS = ("model", "models", "out", "resume", "dtype", "cache")
 
 
-def config_parameters(config_cls: type) -> list[inspect.Parameter]:
-    """One typer parameter per CLI field of a study config (see ``alignlab.runs.config``), in field order."""
+def config_parameters(config_cls: type, *, required: bool = False) -> list[inspect.Parameter]:
+    """One typer parameter per CLI field of a study config (see ``alignlab.runs.config``), in field order. With
+    ``required``, a field without a default is required by typer itself (else :func:`config_from_cli` says so)."""
     hints = typing.get_type_hints(config_cls)
     params = []
     for field in dataclasses.fields(config_cls):
@@ -152,9 +131,11 @@ def config_parameters(config_cls: type) -> list[inspect.Parameter]:
         if kind is bool and "/" not in name:  # an on/off switch: --x/--no-x
             name = f"{name}/--no-{name.removeprefix('--')}"
         names = [name] + ([flag.short] if flag.short else [])
-        info = (typer.Argument(help=text, show_default=False) if flag.argument else
+        info = (typer.Argument(help=text, show_default=False, metavar=field.name.upper()) if flag.argument else
                 typer.Option(*names, help=text, show_default=default is not None))
-        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+        needed = required and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=inspect.Parameter.empty if needed else default,
                                         annotation=Annotated[kind, info]))
     return params
 
@@ -188,36 +169,39 @@ def fail(message: str, code: int = 2) -> typing.NoReturn:
     raise typer.Exit(code)
 
 
-def study_command(study: Study[Any], *, help: str, multi_model: bool = True) -> Callable[..., None]:
-    """A typer command for ``study``: the config's fields, then --model/--models, --out, --resume, --dtype and
-    --cache. It calls :func:`alignlab.runs.study.run_study`, the same call as the Python API."""
+SHARED = {"model": (ModelOpt, "embedded"), "models": (ModelsOpt, None), "out": (OutOpt, Path("runs")),
+          "resume": (ResumeOpt, None), "dtype": (DtypeOpt, "float32"), "cache": (CacheOpt, True)}
+RUN_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, TypeError, ModelError)
+
+
+def shared_parameters(*names: str, **extra: tuple[Any, Any]) -> list[inspect.Parameter]:
+    """Typer parameters for the shared options ``names`` (``model``, ``models``, ``out``, ``resume``, ``dtype``,
+    ``cache``) or for ``extra`` ones given as ``name=(annotated type, default)``."""
+    options = {**SHARED, **extra}
+    return [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=options[name][1],
+                              annotation=options[name][0]) for name in names]
+
+
+def build_command(params: list[inspect.Parameter], body: Callable[..., None], *, help: str,
+                  name: str) -> Callable[..., None]:
+    """A typer command with exactly ``params`` (in that order) that calls ``body(**values)``."""
 
     def command(**values: Any) -> None:
-        resume = values.pop("resume")
-        shared = {name: values.pop(name, None) for name in SHARED_OPTIONS}
-        config = None if resume else config_from_cli(study.config, values)
-        specs = split_specs(shared["model"], shared["models"])
-        execute(study, config, specs, out=shared["out"], resume=resume, dtype=shared["dtype"],
-                cache=shared["cache"])
+        body(**values)
 
-    shared = [("model", ModelOpt, "embedded"), ("models", ModelsOpt, None), ("out", OutOpt, Path("runs")),
-              ("resume", ResumeOpt, None), ("dtype", DtypeOpt, "float32"), ("cache", CacheOpt, True)]
-    params = config_parameters(study.config) + [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
-        for name, kind, default in shared if multi_model or name != "models"]
     command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in params}
     command.__doc__ = help
-    command.__name__ = study.name.replace("-", "_")
+    command.__name__ = name.replace("-", "_")
     return command
 
 
-def execute(study: Study[Any], config: Any, specs: list[str], *, out: Path, resume: Path | None, dtype: str,
-            cache: bool) -> dict[str, Any]:
-    """Run a study from the CLI: progress bars, one-line errors (exit 2), then the summary tables."""
-    from alignlab.models.types import ModelError
-    from alignlab.runs.study import run_study
-
+def run_in_cli(call: Callable[..., tuple[Any, dict[str, Any]]], *,
+               errors: tuple[type[BaseException], ...] = RUN_ERRORS,
+               resumable: Callable[[Run], bool] = lambda run: True) -> tuple[Any, dict[str, Any]]:
+    """Call ``call(progress=, command=, on_open=)`` (a study's ``run``) under progress bars; print where the run is,
+    then its tables. One of ``errors`` becomes one red line (exit 2) naming the run to resume when it is
+    ``resumable``: every completed sample is already saved."""
     opened: list[Run] = []
 
     def on_open(run: Run) -> None:
@@ -226,15 +210,32 @@ def execute(study: Study[Any], config: Any, specs: list[str], *, out: Path, resu
 
     try:
         with progress_bars() as update:
-            run, summary = run_study(study, config, specs, out=out, resume=resume, dtype=dtype, cache=cache,
-                                     progress=update, load=load_or_exit, command=command_line(), on_open=on_open)
-    except (FileNotFoundError, ValueError, TypeError, ModelError) as err:
-        hint = f"\n(completed samples are saved; finish with --resume {opened[0].path})" if opened else ""
-        console.print(f"[red]error:[/red] {escape(str(err))}{hint}")
-        raise typer.Exit(2) from err
-    console.print(f"[green]run complete[/green]: {run.path}\nreport: {run.path / 'report.html'}")
-    print_tables(summary)
-    return summary
+            run, summary = call(progress=update, command=command_line(), on_open=on_open)
+    except errors as err:
+        hint = (f"\n(completed samples are saved; finish with --resume {opened[0].path})"
+                if opened and resumable(opened[0]) else "")
+        fail(f"{err}{hint}")
+    if run is not None:  # None: a torchrun rank other than 0
+        console.print(f"[green]run complete[/green]: {run.path}\nreport: {run.path / 'report.html'}")
+        print_tables(summary)
+    return run, summary
+
+
+def study_command(study: Study[Any], *, help: str, multi_model: bool = True) -> Callable[..., None]:
+    """A typer command for ``study``: the config's fields, then --model/--models, --out, --resume, --dtype and
+    --cache. It calls :func:`alignlab.runs.study.run_study`, the same call as the Python API."""
+    from alignlab.runs.study import run_study
+
+    def body(**values: Any) -> None:
+        shared = {name: values.pop(name, None) for name in SHARED}
+        config = None if shared["resume"] else config_from_cli(study.config, values)
+        specs = split_specs(shared["model"], shared["models"])
+        run_in_cli(partial(run_study, study, config, specs, out=shared["out"], resume=shared["resume"],
+                           dtype=shared["dtype"], cache=shared["cache"], load=load_or_exit))
+
+    names = [name for name in SHARED if multi_model or name != "models"]
+    return build_command(config_parameters(study.config) + shared_parameters(*names), body, help=help,
+                         name=study.name)
 
 
 def _cli_type(hint: Any, flag: Flag) -> Any:

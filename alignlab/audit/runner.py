@@ -9,10 +9,9 @@ from typing import Any
 
 from alignlab.audit.config import STUDY_MODULES, AuditConfig
 from alignlab.models.base import Model
-from alignlab.models.spec import load_model
 from alignlab.runs.results import results_of, side_by_side
 from alignlab.runs.run import Run
-from alignlab.runs.study import AuditPart, finish
+from alignlab.runs.study import AuditPart, finish, load_item, marking_failure
 
 Progress = Callable[[str, int, int], None]
 AuditStudy = AuditPart  # the name earlier versions exported
@@ -61,14 +60,10 @@ def run(config: AuditConfig | None = None, model: Any = "embedded", *, compare: 
                              command=command)
     if on_open is not None:
         on_open(run_dir)
-    loader = load or (lambda spec, dtype, cache: load_model(spec, dtype=dtype, cache=cache))
-    loaded = [loader(m, dtype, cache) if isinstance(m, str) else m for m in items]
+    loaded = [load_item(m, dtype, cache, load) for m in items]
     try:
-        summary = run_audit(run_dir, loaded, config.budget, config.data, config.studies or None,  # type: ignore[arg-type]
-                            progress=progress)
-    except BaseException as err:
-        run_dir.fail(err)
-        raise
+        with marking_failure(run_dir):
+            summary = run_audit(run_dir, loaded, config.budget, config.data, config.studies or None, progress)
     finally:
         for m, item in zip(loaded, items, strict=True):
             if m is not item:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,13 +15,14 @@ from rich.table import Table
 from alignlab.behaviors.config import GenerateConfig
 from alignlab.behaviors.studies import BEHAVIORS
 from alignlab.cli_common import (
-    CacheOpt,
-    DtypeOpt,
+    build_command,
     config_from_cli,
     config_parameters,
     console,
+    fail,
     load_or_exit,
     progress_bars,
+    shared_parameters,
     study_command,
 )
 
@@ -41,8 +41,7 @@ def datasets_(
     from alignlab.behaviors.data import list_datasets
 
     if not root.is_dir():
-        console.print(f"[red]error:[/red] {root} is not a folder")
-        raise typer.Exit(2)
+        fail(f"{root} is not a folder")
     names = list_datasets(root)
     table = Table(title=f"Behaviour datasets in {root} ({len(names)})")
     table.add_column("dataset")
@@ -60,7 +59,7 @@ GenerateOutOpt = Annotated[Path, typer.Option("--out", "-o", help=(
 EXTRA = ("generator", "discriminator", "out", "dtype", "cache")
 
 
-def generate_command(**values: Any) -> None:
+def _generate(**values: Any) -> None:
     """Generate a label-balanced behaviour dataset: sample, filter labels with a discriminator, balance."""
     from alignlab.behaviors.generation import GenerationError, generate
 
@@ -73,31 +72,20 @@ def generate_command(**values: Any) -> None:
             result = generate(config, generator, discriminator, out=out, dtype=dtype, cache=cache, progress=update,
                               load=load_or_exit)
     except (GenerationError, ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
+        fail(str(err))
     print_stats(result.stats)
     console.print(f"[green]wrote {len(result.rows)} items[/green]: {out}")
     if "shortfall" in result.stats:
         console.print(f"[yellow]note:[/yellow] {result.stats['shortfall']}")
 
 
-def _generate_signature() -> None:
-    """The config's fields (DESCRIPTION required, as a positional argument), then the models, --out and the
-    shared --dtype/--cache."""
-    fields = [p.replace(default=inspect.Parameter.empty) if p.name == "description" else p
-              for p in config_parameters(GenerateConfig)]
-    extra = [("generator", GeneratorOpt, "embedded"), ("discriminator", DiscriminatorOpt, None),
-             ("out", GenerateOutOpt, Path("generated.jsonl")), ("dtype", DtypeOpt, "float32"),
-             ("cache", CacheOpt, True)]
-    params = fields[:1] + [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
-                           for name, kind, default in extra[:2]] + fields[1:] + [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
-        for name, kind, default in extra[2:]]
-    generate_command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    generate_command.__annotations__ = {p.name: p.annotation for p in params}
-
-
-_generate_signature()
+# The config's fields (DESCRIPTION required, as a positional argument), the models, then --out, --dtype, --cache.
+_fields = config_parameters(GenerateConfig, required=True)
+_extra = shared_parameters("generator", "discriminator", "out", "dtype", "cache",
+                           generator=(GeneratorOpt, "embedded"), discriminator=(DiscriminatorOpt, None),
+                           out=(GenerateOutOpt, Path("generated.jsonl")))
+generate_command = build_command(_fields[:1] + _extra[:2] + _fields[1:] + _extra[2:], _generate, name="generate",
+                                 help=_generate.__doc__ or "")
 behaviors_app.command("generate")(generate_command)
 
 

@@ -52,6 +52,7 @@ from alignlab.behaviors.generation_pipeline import (
     shortfall_note,
 )
 from alignlab.models.base import Model
+from alignlab.runs.study import load_item
 
 __all__ = ["Candidate", "GenerateConfig", "GenerationError", "GenerationResult", "generate", "generate_behaviors",
            "sidecar_paths"]
@@ -129,24 +130,14 @@ def generate(config: GenerateConfig, generator: str | Model = "embedded", discri
     written as by the CLI. ``discriminator`` defaults to the generator (one model loaded once). ``load(spec,
     dtype, cache)`` turns a spec into a model (default :func:`alignlab.models.load_model`); models loaded here
     are closed here."""
-    gen_model = _load(generator, dtype, cache, load)
+    gen_model = load_item(generator, dtype, cache, load)
     disc_model = None
     try:
         same = discriminator is None or discriminator == generator
-        disc_model = gen_model if same else _load(discriminator, dtype, cache, load)  # type: ignore[arg-type]
+        disc_model = gen_model if same else load_item(discriminator, dtype, cache, load)  # type: ignore[arg-type]
         return generate_behaviors(config, gen_model, disc_model, out=out, progress=progress)
     finally:
         if gen_model is not generator:
             gen_model.close()
         if disc_model is not None and disc_model is not gen_model and disc_model is not discriminator:
             disc_model.close()
-
-
-def _load(model: str | Model, dtype: str, cache: bool, load: Callable[[str, str, bool], Model] | None) -> Model:
-    if not isinstance(model, (str, os.PathLike)):
-        return model
-    if load is not None:
-        return load(str(model), dtype, cache)
-    from alignlab.models.spec import load_model
-
-    return load_model(str(model), dtype=dtype, cache=cache)

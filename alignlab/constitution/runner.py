@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from alignlab.constitution.studies import RESUMABLE, WITH_MODEL, study_for, study_named
 from alignlab.runs.run import Run
-from alignlab.runs.study import Progress, finish
+from alignlab.runs.study import Progress, finish, load_item, marking_failure
 
 if TYPE_CHECKING:
     from alignlab.models.base import Model
@@ -63,25 +63,12 @@ def run_command(config: Any = None, model: Any = None, *, out: str | os.PathLike
         run = Run.create(study.name, saved, root=out, seed=int(config.seed), command=command)
     if on_open is not None:
         on_open(run)
-    try:
-        loaded = _load(model, dtype, cache, load) if study in WITH_MODEL else None
+    with marking_failure(run):
+        loaded = load_item(model, dtype, cache, load) if study in WITH_MODEL else None
         try:
             summary = study.evaluate(run, loaded, config, progress)
         finally:
             if loaded is not None and loaded is not model:
                 loaded.close()
-    except BaseException as err:
-        run.fail(err if not isinstance(err, KeyboardInterrupt) else "interrupted")
-        raise
     finish(run, summary, report=report)
     return run, summary
-
-
-def _load(item: Any, dtype: str, cache: bool, load: Callable[[str, str, bool], Model] | None) -> Model:
-    if not isinstance(item, (str, os.PathLike)):
-        return item
-    if load is not None:
-        return load(str(item), dtype, cache)
-    from alignlab.models.spec import load_model
-
-    return load_model(str(item), dtype=dtype, cache=cache)

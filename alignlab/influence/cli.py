@@ -6,8 +6,8 @@ device, out and resume arguments of :func:`alignlab.influence.fit` / ``query``, 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,13 +18,11 @@ from alignlab.cli_common import (
     ModelOpt,
     OutOpt,
     ResumeOpt,
-    command_line,
+    build_command,
     config_from_cli,
     config_parameters,
-    console,
-    fail,
-    print_tables,
-    progress_bars,
+    run_in_cli,
+    shared_parameters,
 )
 from alignlab.influence import runner
 from alignlab.influence.config import FitConfig, QueryConfig
@@ -48,45 +46,23 @@ ERRORS = (FileNotFoundError, ValueError, RuntimeError, FloatingPointError)
 def _command(config_cls: type, call: Callable[..., Any], order: tuple[str, ...], doc: str,
              overrides: dict[str, Any] | None = None) -> Callable[..., None]:
     """A typer command whose options are ``config_cls``'s fields plus the shared ones named in ``order``."""
-
-    def command(**values: Any) -> None:
-        _execute(config_cls, call, values)
-
     params = {p.name: p for p in config_parameters(config_cls)}
-    for name, (kind, default) in SHARED.items():
-        params[name] = inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind)
+    params |= {p.name: p for p in shared_parameters(*SHARED, **SHARED)}
     for name, kind in (overrides or {}).items():
         params[name] = params[name].replace(annotation=kind)
-    ordered = [params[name] for name in order]
-    command.__signature__ = inspect.Signature(ordered)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in ordered}
-    command.__doc__ = doc
-    command.__name__ = call.__name__
-    return command
+    return build_command([params[name] for name in order], partial(_execute, config_cls, call), help=doc,
+                         name=call.__name__)
 
 
-def _execute(config_cls: type, call: Callable[..., Any], values: dict[str, Any]) -> None:
-    """Join torchrun's process group (if any), build the config (unless resuming), run, and let rank 0 print where
-    the run is; data/model errors become one red line naming the run to resume."""
+def _execute(config_cls: type, call: Callable[..., Any], **values: Any) -> None:
+    """Join torchrun's process group (if any), build the config (unless resuming) and run; rank 0 prints where
+    the run is, and a data or model error is one red line naming the run to resume."""
     from alignlab.influence import distributed as dist
 
     dist.setup()
     shared = {name: values.pop(name) for name in SHARED if name in values}
     config = None if shared["resume"] else config_from_cli(config_cls, values)
-    opened = []
-
-    def on_open(run: Any) -> None:
-        opened.append(run)
-        console.print(f"run directory: {run.path}")
-
-    try:
-        with progress_bars() as update:
-            run, summary = call(config, **shared, progress=update, command=command_line(), on_open=on_open)
-    except ERRORS as err:
-        fail(str(err) + (f"\n(finish with --resume {opened[0].path})" if opened else ""))
-    if run is not None:
-        console.print(f"[green]run complete[/green]: {run.path}\nreport: {run.path / 'report.html'}")
-        print_tables(summary)
+    run_in_cli(partial(call, config, **shared), errors=ERRORS)
     dist.teardown()
 
 

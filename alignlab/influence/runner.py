@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from alignlab.influence import distributed as dist
 from alignlab.influence.config import FitConfig, QueryConfig
 from alignlab.runs.run import Run
-from alignlab.runs.study import finish
+from alignlab.runs.study import finish, marking_failure
 
 NAME = "influence"  # the manifest's study and the run directories' prefix, for fit and query alike
 C = TypeVar("C", FitConfig, QueryConfig)
@@ -171,12 +171,8 @@ def _execute(run: Run | None, body: Callable[[], dict[str, Any]], on_open: OnOpe
     (``summary.json``, ``results.json``, the report)."""
     if run is not None and on_open is not None:
         on_open(run)
-    try:
+    with marking_failure(run):
         summary = body()
-    except BaseException as err:
-        if run is not None:
-            run.fail(err if not isinstance(err, KeyboardInterrupt) else "interrupted")
-        raise
     if run is not None:
         finish(run, summary, report=report)
     return run, summary

@@ -6,28 +6,24 @@ from __future__ import annotations
 import inspect
 import typing
 from collections.abc import Callable
-from pathlib import Path
+from functools import partial
 from typing import Annotated, Any
 
 import typer
 
 from alignlab.cli_common import (
-    SHARED_OPTIONS,
-    CacheOpt,
-    DtypeOpt,
-    ModelOpt,
-    ModelsOpt,
-    OutOpt,
-    ResumeOpt,
+    SHARED,
+    build_command,
     config_from_cli,
     config_parameters,
-    execute,
     fail,
     load_or_exit,
+    run_in_cli,
+    shared_parameters,
     split_specs,
 )
 from alignlab.reasoning.studies import DECOMPOSE, FAITHFULNESS, Helpers, with_helpers
-from alignlab.runs.study import Study
+from alignlab.runs.study import Study, run_study
 
 reasoning_app = typer.Typer(no_args_is_help=True, help=__doc__)
 
@@ -37,27 +33,21 @@ def reasoning_command(study: Study[Any], *, help: str) -> Callable[..., None]:
     shared ones; the helper models load once per run with the run's dtype and ``--cache``, as the evaluated
     models do."""
 
-    def command(**values: Any) -> None:
-        shared = {name: values.pop(name) for name in SHARED_OPTIONS}
+    def body(**values: Any) -> None:
+        shared = {name: values.pop(name) for name in SHARED}
         resume = shared["resume"]
         if resume is None and not values.get("source"):
             fail("name a dataset (strategyqa, logical_deduction, a .jsonl, addition) or use --resume")
         config = None if resume else config_from_cli(study.config, values)
         with Helpers(load=load_or_exit, cache=shared["cache"]) as helpers:
-            execute(with_helpers(study, helpers), config, split_specs(shared["model"], shared["models"]),
-                    out=shared["out"], resume=resume, dtype=shared["dtype"], cache=shared["cache"])
+            run_in_cli(partial(run_study, with_helpers(study, helpers), config,
+                               split_specs(shared["model"], shared["models"]), out=shared["out"], resume=resume,
+                               dtype=shared["dtype"], cache=shared["cache"], load=load_or_exit))
 
     source, *fields = config_parameters(study.config)
-    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=kind) for
-              name, kind, default in [("model", ModelOpt, "embedded"), ("models", ModelsOpt, None),
-                                      ("out", OutOpt, Path("runs")), ("resume", ResumeOpt, None),
-                                      ("dtype", DtypeOpt, "float32"), ("cache", CacheOpt, True)]]
+    shared = shared_parameters(*SHARED)
     params = [_optional_source(source), *shared[:2], *fields, *shared[2:]]  # as before: SOURCE, the models first
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = help
-    command.__name__ = study.name.replace("-", "_")
-    return command
+    return build_command(params, body, help=help, name=study.name)
 
 
 def _optional_source(param: inspect.Parameter) -> inspect.Parameter:

@@ -25,7 +25,7 @@ from alignlab.redteam.mapping import map_run
 from alignlab.redteam.pipeline import Progress, Resources, collect_attacks, import_transcripts, run_attack, score
 from alignlab.redteam.summary import build_summary, generate_summary
 from alignlab.runs.run import Run
-from alignlab.runs.study import Study, finish
+from alignlab.runs.study import Study, finish, load_item, marking_failure
 
 Loader = Callable[[str, str, bool], Model]
 
@@ -84,12 +84,10 @@ def run_redteam(study: Study[Any], config: Any = None, model: Any = None, *, out
     run, config, dtype = open_run(study, config, out=out, resume=resume, dtype=dtype, command=command)
     if on_open is not None:
         on_open(run)
-    res = Resources(lambda spec: _load(spec, dtype, cache, load), preloaded)
+    res = Resources(lambda spec: load_item(spec, dtype, cache, load), preloaded)
     try:
-        summary = study.evaluate(run, res, config, progress)  # type: ignore[arg-type]
-    except BaseException as err:
-        run.fail(err if not isinstance(err, KeyboardInterrupt) else "interrupted")
-        raise
+        with marking_failure(run):
+            summary = study.evaluate(run, res, config, progress)  # type: ignore[arg-type]
     finally:
         res.close()
     finish(run, summary, report=report)
@@ -141,12 +139,3 @@ def open_run(study: Study[Any], config: Any, *, out: str | os.PathLike[str], res
     run = Run.create(study.name, {"study": saved.as_dict(), "dtype": dtype, **extra}, root=out, seed=saved.seed,
                      command=command)
     return run, config, dtype
-
-
-def _load(spec: str, dtype: str, cache: bool, load: Loader | None) -> Model:
-    if load is not None:
-        return load(spec, dtype, cache)
-    from alignlab.models.spec import load_model
-
-    return load_model(spec, dtype=dtype, cache=cache)
-

@@ -9,7 +9,8 @@ command line are the same run: same manifest, same samples, same summary, resuma
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -99,19 +100,27 @@ def run_study(study: Study[C], config: C | None = None, model: Any = "embedded",
     if on_open is not None:
         on_open(run)
     summary: dict[str, Any] = {}
-    try:
+    with marking_failure(run):
         for item in models:
-            loaded = _load(item, dtype, cache, load)
+            loaded = load_item(item, dtype, cache, load)
             try:
                 summary = study.evaluate(run, loaded, config, progress)
             finally:
                 if loaded is not item:
                     loaded.close()
-    except BaseException as err:
-        run.fail(err if not isinstance(err, KeyboardInterrupt) else "interrupted")
-        raise
     finish(run, summary, report=report)
     return run, summary
+
+
+@contextmanager
+def marking_failure(run: Run | None) -> Iterator[None]:
+    """Mark ``run`` ``failed`` in its manifest, with the error, when the block raises (then re-raise)."""
+    try:
+        yield
+    except BaseException as err:
+        if run is not None:
+            run.fail("interrupted" if isinstance(err, KeyboardInterrupt) else err)
+        raise
 
 
 def finish(run: Run, summary: dict[str, Any], *, report: bool = True) -> Path | None:
@@ -125,7 +134,8 @@ def finish(run: Run, summary: dict[str, Any], *, report: bool = True) -> Path | 
     return write_report(run.path)
 
 
-def _load(item: Any, dtype: str, cache: bool, load: Callable[[str, str, bool], Model] | None) -> Model:
+def load_item(item: Any, dtype: str, cache: bool, load: Callable[[str, str, bool], Model] | None = None) -> Model:
+    """A loaded model as it is; a spec through ``load(spec, dtype, cache)`` or :func:`alignlab.models.load_model`."""
     if not isinstance(item, (str, os.PathLike)):
         return item
     if load is not None:
