@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -30,12 +31,24 @@ def main_options(
     threads: Annotated[int | None, typer.Option(
         "--threads", envvar="ALIGNLAB_THREADS",
         help="torch CPU threads (default: torch's choice). On a shared or busy machine 1 is often fastest.")] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        "--concurrency", envvar="ALIGNLAB_OPENAI_CONCURRENCY",
+        help="openai: models: requests in flight at once (backs off by itself when requests time out).")] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", envvar="ALIGNLAB_OPENAI_TIMEOUT", help="openai: models: seconds before a request is retried.")
+    ] = None,
 ) -> None:
     """Options for every subcommand."""
+    for name, value in (("--threads", threads), ("--concurrency", concurrency)):
+        if value is not None and value < 1:
+            fail(f"{name} must be at least 1, got {value}")
+    if timeout is not None and timeout <= 0:
+        fail(f"--timeout must be positive, got {timeout}")
+    if concurrency is not None:
+        os.environ["ALIGNLAB_OPENAI_CONCURRENCY"] = str(concurrency)
+    if timeout is not None:
+        os.environ["ALIGNLAB_OPENAI_TIMEOUT"] = str(timeout)
     if threads is not None:
-        if threads < 1:
-            console.print(f"[red]error:[/red] --threads must be at least 1, got {threads}")
-            raise typer.Exit(2)
         import torch
 
         torch.set_num_threads(threads)
