@@ -38,7 +38,7 @@ FIGURES = [
 
 def _manifest() -> dict:
     return {
-        "alignlab_version": "0.1.0", "created": "2025-01-02T03:04:05+00:00",
+        "created": "2025-01-02T03:04:05+00:00",
         "command": "alignlab calibration --model embedded", "study": "calibration",
         "config": {"n": 8, "prompt": SCRIPT}, "seed": 1234,
         "models": [{"spec": "embedded", "fingerprint_id": "abc123def456", "fingerprint": {"dtype": "q8_0"},
@@ -46,7 +46,8 @@ def _manifest() -> dict:
                                     "note": "quantized Q8_0 build of SmolLM2-135M-Instruct"}},
                    {"spec": "hf:other", "fingerprint_id": "fff000", "fingerprint": {},
                     "description": {"spec": "hf:other", "parameters": None, "note": None}}],
-        "packages": {"torch": "2.13.0", "transformers": "5.24.0"}, "status": "complete",
+        "versions": {"python": "3.11.7", "alignlab": "0.1.0", "torch": "2.13.0", "transformers": "5.24.0"},
+        "status": "complete",
     }
 
 
@@ -120,7 +121,7 @@ def test_markdown_has_headline_and_tables(tmp_path: Path) -> None:
     assert "| accuracy | 0.734 | [0.701, 0.766] | top-1 |" in markdown
     assert "### By task" in markdown
     assert "| task | accuracy | ECE |\n|---|---|---|\n| arithmetic | 0.812 | 0.050 |" in markdown
-    assert "| a\\|b <script>alert(1)</script> | 0.500 | — |" in markdown
+    assert "| a\\|b &lt;script&gt;alert(1)&lt;/script&gt; | 0.500 | — |" in markdown  # run text escaped
     assert "quantized Q8_0 build" in markdown and "`alignlab calibration --model embedded`" in markdown
     assert "*Figure: Calibration (see report.html)*" in markdown
 
@@ -152,6 +153,15 @@ def test_bad_inputs_name_file_line_and_field(tmp_path: Path) -> None:
         render_markdown(_manifest(), summary)
     with pytest.raises(FileNotFoundError, match="manifest.json"):
         load_run(tmp_path)
+
+
+def test_failed_run_shows_its_status_and_error(tmp_path: Path) -> None:
+    manifest = {**_manifest(), "status": "failed", "error": "RuntimeError: CUDA out of memory <b>"}
+    html = render_html(manifest, _summary([]), [])
+    assert "run failed</span>" in html and "<dt>error</dt><dd>RuntimeError: CUDA out of memory &lt;b&gt;</dd>" in html
+    markdown = render_markdown(manifest, _summary([]))
+    assert "**Run status: failed** (results are partial)\n\nError: RuntimeError: CUDA out of memory &lt;b&gt;\n" \
+        in markdown
 
 
 def test_running_run_without_summary_still_shows_samples(tmp_path: Path) -> None:

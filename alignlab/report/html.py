@@ -39,18 +39,47 @@ class ModelEntry(_Open):
     description: dict[str, Any] = {}
 
 
-class RunManifest(_Open):
-    """``manifest.json``; lenient, so a report still renders for a run written by an older version."""
+class Resume(_Open):
+    at: str = ""
+    command: str = ""
+    versions: dict[str, Any] = {}
 
-    alignlab_version: str = ""
+
+class RunManifest(_Open):
+    """``manifest.json``; lenient, so a report still renders for a run written by an older version. ``versions``
+    (Python and package versions, ``alignlab.runs.run.package_versions``) is recorded at creation and again in
+    each ``resumed`` entry."""
+
     created: str = ""
     command: str = ""
     study: str = ""
     config: dict[str, Any] = {}
     seed: int | None = None
     models: list[ModelEntry] = []
-    packages: dict[str, Any] = {}
+    versions: dict[str, Any] = {}
+    resumed: list[Resume] = []
     status: str = "complete"
+    error: str = ""  # why a ``failed`` run failed
+
+    @property
+    def alignlab_version(self) -> str:
+        return str(self.versions.get("alignlab") or "")
+
+    def key_versions(self) -> str:
+        """``python 3.11.7, torch 2.5.1, transformers 4.46.0``: the versions that most often explain a difference."""
+        return ", ".join(f"{n} {self.versions[n]}" for n in ("python", "torch", "transformers") if n in self.versions)
+
+    def resume_changes(self) -> list[list[str]]:
+        """Per resume, ``name old → new`` for each version that differs from the one before (creation or the
+        previous resume); a package only one side has shows ``—`` on the other."""
+        changes, before = [], self.versions
+        for resume in self.resumed:
+            after = resume.versions or before  # a resume that recorded nothing changed nothing we know of
+            names = sorted(set(before) | set(after))
+            changes.append([f"{n} {format_value(before.get(n))} → {format_value(after.get(n))}"
+                            for n in names if before.get(n) != after.get(n)])
+            before = after
+        return changes
 
 
 class Headline(_Open):

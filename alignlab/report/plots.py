@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 FIGURE_SIZE = (6.0, 3.5)  # inches; with DPI this keeps a report light (about 20-40 kB per figure)
 DPI = 100
 _STYLE = {
+    "text.parse_math": False,  # run text is drawn as written: "$" in a label is a dollar sign, not (broken) TeX
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.spines.top": False,
