@@ -22,6 +22,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from alignlab.data.errors import DataError
+from alignlab.extras import MissingExtra
 from alignlab.models.types import ModelError
 from alignlab.runs.config import Flag, flag_of
 
@@ -32,14 +34,48 @@ if TYPE_CHECKING:
 
 console = Console(stderr=True)
 
+
+def check_model_option(param: typer.CallbackParam, value: str | None) -> str | None:
+    """Typer callback of every model-spec option: a bad spec (``hf:/no/such/folder``, ``openai:x@notaurl``) or
+    list of specs exits with one line naming the option before anything runs."""
+    check_specs([(param.opts[0] if param.opts else str(param.name), value)])
+    return value
+
+
+def check_specs(named: list[tuple[str, str | None]]) -> None:
+    """``[(option, spec or comma-separated specs)]``: the first bad spec exits with ``error: OPTION: why`` (see
+    :func:`alignlab.models.spec.check_spec`; nothing is loaded or downloaded)."""
+    from alignlab.models.spec import check_spec
+
+    for option, value in named:
+        for spec in [s.strip() for s in (value or "").split(",") if s.strip()]:
+            try:
+                check_spec(spec)
+            except ValueError as err:
+                fail(f"{option}: {err}")
+
+
+def check_dtype_option(value: str) -> str:
+    """Typer callback of ``--dtype``: an unknown dtype exits with one line before anything runs."""
+    if value != "float32":
+        from alignlab.models.hf import DTYPES
+
+        if value not in DTYPES:
+            fail(f"--dtype {value!r} is not one of {', '.join(sorted(DTYPES))}")
+    return value
+
+
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: embedded, hf:<id-or-path>, "
-                                                                  "openai:<model>@<base_url>.")]
-ModelsOpt = Annotated[str | None, typer.Option("--models", help="Comma-separated specs for a scaling run.")]
+                                                                  "openai:<model>@<base_url>.",
+                                       callback=check_model_option)]
+ModelsOpt = Annotated[str | None, typer.Option("--models", help="Comma-separated specs for a scaling run.",
+                                               callback=check_model_option)]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder that receives the run directory.")]
 ResumeOpt = Annotated[Path | None, typer.Option("--resume", help="Finish an interrupted run directory.")]
 DataOpt = Annotated[str | None, typer.Option("--data", help="Dataset path (else $ALIGNLAB_DATA, the user "
                                                                "cache, then a download).")]
-DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32 (default, exact) or bfloat16.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", help="float32 (default, exact) or bfloat16.",
+                                       callback=check_dtype_option)]
 CacheOpt = Annotated[bool, typer.Option("--cache/--no-cache", help="Use the persistent request cache.")]
 
 
@@ -96,8 +132,7 @@ def load_or_exit(spec: str, dtype: str, cache: bool) -> Model:
     try:
         return load_model(spec, dtype=dtype, cache=cache)
     except (ValueError, RuntimeError, OSError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from err
+        fail(str(err))
 
 
 def print_tables(summary: dict[str, Any]) -> None:
@@ -159,19 +194,24 @@ def config_from_cli(config_cls: type, values: dict[str, Any]) -> Any:
     if missing:
         fail(f"missing {', '.join(missing)} (or use --resume RUN_DIR)")
     try:
-        return config_cls(**kwargs)
+        config = config_cls(**kwargs)
     except (ValueError, TypeError) as err:
         fail(str(err))
+    flags = {f.name: flag_of(f).name_for(f.name) for f in dataclasses.fields(config_cls)}
+    check_specs([(flags.get(name, name), spec) for name, spec in getattr(config, "model_specs", list)()])
+    return config
 
 
 def fail(message: str, code: int = 2) -> typing.NoReturn:
-    console.print(f"[red]error:[/red] {escape(message)}")
+    """Print ``error: message`` (one line, never wrapped: a message that names a file and line stays greppable)
+    and exit with ``code``."""
+    console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 
 SHARED = {"model": (ModelOpt, "embedded"), "models": (ModelsOpt, None), "out": (OutOpt, Path("runs")),
           "resume": (ResumeOpt, None), "dtype": (DtypeOpt, "float32"), "cache": (CacheOpt, True)}
-RUN_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, TypeError, ModelError)
+RUN_ERRORS: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, TypeError, ModelError, MissingExtra)
 
 
 def shared_parameters(*names: str, **extra: tuple[Any, Any]) -> list[inspect.Parameter]:
@@ -213,8 +253,8 @@ def run_in_cli(call: Callable[..., tuple[Any, dict[str, Any]]], *,
             run, summary = call(progress=update, command=command_line(), on_open=on_open)
     except errors as err:
         hint = (f"\n(completed samples are saved; finish with --resume {opened[0].path})"
-                if opened and resumable(opened[0]) else "")
-        fail(f"{err}{hint}")
+                if opened and resumable(opened[0]) and not isinstance(err, DataError) else "")
+        fail(f"{err}{hint}")  # the run is marked failed with the error (runs.study.marking_failure)
     if run is not None:  # None: a torchrun rank other than 0
         console.print(f"[green]run complete[/green]: {run.path}\nreport: {run.path / 'report.html'}")
         print_tables(summary)

@@ -36,6 +36,7 @@ from alignlab.constitution.config import (
     SLConfig,
     TrainConfig,
 )
+from alignlab.extras import MissingExtra
 from alignlab.models.types import ModelError
 
 constitution_app = typer.Typer(no_args_is_help=True, help=(
@@ -87,7 +88,8 @@ def _execute(config: Any, model: str | None, **options: Any) -> None:
 
     resumable = {s.name for s in RESUMABLE}
     run_in_cli(partial(run_command, config, model, load=load_or_exit, **options),
-               errors=(OSError, ValueError, ModelError), resumable=lambda run: run.manifest["study"] in resumable)
+               errors=(OSError, ValueError, ModelError, MissingExtra),
+               resumable=lambda run: run.manifest["study"] in resumable)
 
 
 GENERATE = ("model", "out", "resume", "dtype", "cache")

@@ -44,7 +44,7 @@ class ReviseConfig(StudyConfig):
     prompts: str | None = option(None, _PROMPTS)
     helpful_prompts: str | None = option(None, "JSONL of helpfulness prompts whose samples join sft.jsonl.")
     limit: int | None = option(None, _LIMIT, minimum=1)
-    seed: int = option(0, _SEED)
+    seed: int = option(0, _SEED, minimum=0)
     data: str | None = option(None, _DATA)
     max_new_tokens: int = option(64, "Tokens per generation.", minimum=1)
     temperature: float = option(1.0, "Sampling temperature of responses, critiques and revisions (paper: 1).",
@@ -63,7 +63,7 @@ class LabelConfig(StudyConfig):
     pairs: str | None = option(None, "JSONL with question, response_a, response_b to label (else two samples per "
                                      "prompt).")
     limit: int | None = option(None, _LIMIT, minimum=1)
-    seed: int = option(0, _SEED)
+    seed: int = option(0, _SEED, minimum=0)
     data: str | None = option(None, _DATA)
     ensemble: int = option(1, "Principles per pair, labels averaged.", minimum=1)
     swap: bool = option(True, "Also score (B, A) and average.", flag="--swap/--no-swap")
@@ -81,7 +81,7 @@ class QuestionsConfig(StudyConfig):
 
     constitution: str = option("power_seeking", _CONSTITUTION, short="-c")
     n: int = option(32, "Questions to sample (before cleaning).", minimum=1)
-    seed: int = option(0, _SEED)
+    seed: int = option(0, _SEED, minimum=0)
     data: str | None = option(None, _DATA)
 
 
@@ -94,8 +94,12 @@ class TrainConfig(StudyConfig):
     learning_rate: float = option(1e-4, "Learning rate.", flag="--lr", minimum=0)
     lora: bool = option(True, "LoRA (all linear layers, merged when saved) or full.", flag="--lora/--full")
     lora_r: int = option(8, "LoRA rank (alpha = 2 x rank).", minimum=1)
-    seed: int = option(0, _SEED)
+    seed: int = option(0, _SEED, minimum=0)
     max_length: int = option(256, "Truncate/drop training sequences beyond this.", minimum=1)
+
+    def model_specs(self) -> list[tuple[str, str]]:
+        """``(field, model spec)`` of the model trained from, checked by the CLI before a run opens."""
+        return [(name, spec) for name in ("model", "base") if isinstance(spec := getattr(self, name, None), str)]
 
 
 @dataclass(kw_only=True)
@@ -137,7 +141,7 @@ class RLConfig(TrainConfig):
     pm: str | None = option(None, "PM folder from train-pm (rloo/grpo).")
     prompts: str | None = option(None, _PROMPTS)
     pairs: str | None = option(None, "dpo.jsonl (revise) or labels.jsonl (label), for dpo.")
-    beta: float = option(0.05, "KL coefficient (rloo/grpo) or DPO beta.")
+    beta: float = option(0.05, "KL coefficient (rloo/grpo) or DPO beta.", minimum=0)
     num_generations: int = option(2, "Completions per prompt.", minimum=1)
     max_completion_length: int = option(32, "Tokens.", minimum=1)
     limit: int | None = option(None, _LIMIT, minimum=1)
@@ -164,7 +168,7 @@ class EvaluatePMConfig(StudyConfig):
     pairs: list[str] = option(help="Comparison files (hh-rlhf format) to measure accuracy on; repeat for several.",
                               factory=list)
     limit: int | None = option(200, _LIMIT, minimum=1)
-    seed: int = option(0, _SEED)
+    seed: int = option(0, _SEED, minimum=0)
     data: str | None = option(None, _DATA)
 
     def __post_init__(self) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import read_text
 
 BUILTIN_DIR = Path(str(resources.files("alignlab.constitution") / "constitutions"))
 TRAITS = ("power_seeking", "self_preservation", "self_replication", "risk_seeking", "self_identity")
@@ -91,10 +92,11 @@ def load_constitution(name_or_path: str | Path) -> Constitution:
     """Load and validate a constitution; a bad file raises DataError naming file, line and field."""
     path = constitution_path(name_or_path)
     try:
-        doc = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        doc = yaml.load(read_text(path), Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        raise DataError(f"invalid YAML ({err})", path=path, line=mark.line + 1 if mark else None) from err
+        problem = " ".join(str(getattr(err, "problem", None) or err).split())  # one line (the mark has the place)
+        raise DataError(f"invalid YAML ({problem})", path=path, line=mark.line + 1 if mark else None) from err
     if not isinstance(doc, dict):
         raise DataError("must be a mapping with fields name, critiques and/or feedback", path=path)
     top = doc.pop("__line__", 1)

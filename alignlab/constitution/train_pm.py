@@ -29,6 +29,7 @@ from alignlab.constitution.training import (
     tokenizer_for,
     trainer_args,
 )
+from alignlab.extras import require
 
 
 def soft_preference_loss(d: torch.Tensor, pref: torch.Tensor) -> torch.Tensor:
@@ -37,6 +38,7 @@ def soft_preference_loss(d: torch.Tensor, pref: torch.Tensor) -> torch.Tensor:
 
 
 def _trl_classes() -> tuple[type, type]:
+    require("trl", extra="train")
     from trl import RewardTrainer
     from trl.trainer.reward_trainer import DataCollatorForPreference
 
@@ -125,6 +127,7 @@ def accuracy(pm: PreferenceModel, held: list[tuple[str, Comparison]]) -> dict[st
 
 def train_pm(config: PMConfig, out: Path) -> dict[str, Any]:
     """Train, evaluate on held-out pairs, save the PM to ``out/pm``; returns metrics."""
+    require("trl", extra="train")
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification
     from trl import RewardConfig

@@ -29,6 +29,7 @@ from alignlab.constitution.training import (
     trainer_args,
 )
 from alignlab.data.errors import DataError
+from alignlab.extras import require
 from alignlab.models.types import Message
 
 
@@ -71,6 +72,7 @@ def dpo_rows(path: str | Path, limit: int | None) -> list[dict[str, str]]:
 
 def train_rl(config: RLConfig, out: Path) -> dict[str, Any]:
     """Run the chosen trainer for ``config.steps`` steps and save the merged policy to ``out/policy``."""
+    require("trl", extra="train")
     from datasets import Dataset
 
     path = model_path(config.model)

@@ -23,6 +23,7 @@ from alignlab.constitution.training import (
     trainer_args,
 )
 from alignlab.data.errors import DataError
+from alignlab.extras import require
 
 
 def sft_rows(path: str | Path, max_round: int | None) -> list[dict[str, str]]:
@@ -39,6 +40,7 @@ def sft_rows(path: str | Path, max_round: int | None) -> list[dict[str, str]]:
 
 
 def train_sft(config: SLConfig, out: Path) -> dict[str, Any]:
+    require("trl", extra="train")
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the TRL trainers (pinned ``trl>=1.16,<1.17``): model paths, LoRA, arguments, saving.
+"""Shared pieces of the TRL trainers (``trl>=1.16,<2``, the ``train`` extra): model paths, LoRA, arguments, saving.
 
 A trained policy is saved merged (LoRA folded in) as safetensors with its tokenizer, so ``hf:<folder>`` loads it
 anywhere a model spec is accepted (``alignlab audit --model embedded --compare hf:<folder>``).
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.constitution.config import TrainConfig
+from alignlab.extras import require
 
 LORA_TARGETS = "all-linear"
 
@@ -33,6 +34,7 @@ def lora_config(config: TrainConfig, task_type: str) -> Any:
     """LoRA on all linear layers; ``SEQ_CLS`` also trains and saves the score head (a PM)."""
     if not config.lora:
         return None
+    require("peft", extra="train")
     from peft import LoraConfig
 
     return LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, lora_dropout=0.0, target_modules=LORA_TARGETS,

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from alignlab.extras import require
 from alignlab.honesty.config import HeadConfig
 from alignlab.models.base import Model
 
@@ -90,6 +91,7 @@ def train_probe(x: np.ndarray, soft: Sequence[float], c: float = 1.0, seed: int 
 def train_lora(model: Model, prompts: Sequence[str], soft: Sequence[float], *, epochs: int = 2, lr: float = 5e-4,
                rank: int = 8, batch_size: int = 8, seed: int = 0) -> tuple[Any, dict[str, torch.Tensor], dict]:
     """LoRA (q/v projections) + linear head trained on a copy of the model; the served model is untouched."""
+    require("peft", extra="train")
     from peft import LoraConfig, get_peft_model
 
     causal_lm, backend = hf_parts(model)
@@ -167,6 +169,7 @@ def load_head(folder: str | Path, model: Model) -> PIKHead:
                          f"expected ({config.hidden_size},)")
     adapted = None
     if config.method == "lora":
+        require("peft", extra="train")
         from peft import PeftModel
 
         causal_lm, _ = hf_parts(model)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from alignlab.extras import require
 from alignlab.models.base import Model
 from alignlab.models.types import Conversation, GenerateParams, GenerateRequest
 
@@ -69,7 +70,7 @@ def project(vectors: np.ndarray, *, seed: int, method: str = "umap") -> np.ndarr
             return np.zeros((n, 2))
         coords = PCA(n_components=min(2, n), random_state=seed).fit_transform(vectors)
         return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
-    import umap
+    umap = require("umap", extra="map")
 
     reducer = umap.UMAP(n_neighbors=min(15, n - 1), n_components=2, metric="cosine", random_state=seed,
                         init="random" if n < 20 else "spectral")
