@@ -35,7 +35,7 @@ def main_options(
         "--concurrency", envvar="ALIGNLAB_OPENAI_CONCURRENCY",
         help="openai: models: requests in flight at once (backs off by itself when requests time out).")] = None,
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", envvar="ALIGNLAB_OPENAI_TIMEOUT", help="openai: models: seconds before a request is retried.")
+        "--timeout", envvar="ALIGNLAB_OPENAI_TIMEOUT", help="openai: models: seconds each request may take before it is retried (default 60).")
     ] = None,
 ) -> None:
     """Options for every subcommand."""
@@ -111,14 +111,41 @@ def list_studies(data: DataOpt = None) -> None:
 @app.command()
 def serve(
     spec: Annotated[str, typer.Argument(help="Model spec to serve.")] = "embedded",
-    host: Annotated[str, typer.Option("--host")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address to bind; other than loopback it needs --api-key "
+                                                     "(or --allow-insecure).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     dtype: DtypeOpt = "float32",
+    api_key: Annotated[str | None, typer.Option(
+        "--api-key", envvar="ALIGNLAB_API_KEY", show_default=False,
+        help="Require 'Authorization: Bearer KEY' on every /v1 request.")] = None,
+    allow_insecure: Annotated[bool, typer.Option(
+        "--allow-insecure", help="Allow a non-loopback --host without an API key (prints a warning).")] = False,
+    max_tokens_limit: Annotated[int | None, typer.Option(
+        "--max-tokens-limit", help="Most new tokens a request may ask for (default: what fits the model's "
+                                   "context after the prompt).")] = None,
+    max_n: Annotated[int, typer.Option("--max-n", help="Most samples (n) per prompt.")] = 128,
+    max_queue: Annotated[int, typer.Option(
+        "--max-queue", help="Most requests waiting behind the running one; more get 429 with Retry-After.")] = 32,
 ) -> None:
-    """Serve a model spec as an OpenAI-compatible server (completions with logprobs, chat completions)."""
-    from alignlab.models.serve import serve as run_server
+    """Serve a model spec as an OpenAI-compatible server (completions with logprobs, chat completions, streaming)."""
+    from alignlab.cli_common import load_or_exit
+    from alignlab.models.serve import Limits, check_access, serve_model
 
-    run_server(spec, host=host, port=port, dtype=dtype)
+    for name, value, least in (("--max-tokens-limit", max_tokens_limit, 1), ("--max-n", max_n, 1),
+                               ("--max-queue", max_queue, 0), ("--port", port, 0)):
+        if value is not None and value < least:
+            fail(f"{name} must be at least {least}, got {value}")
+    if port > 65535:
+        fail(f"--port must be at most 65535, got {port}")
+    try:
+        warning = check_access(host, api_key, allow_insecure)
+    except ValueError as err:
+        fail(str(err))
+    if warning:
+        console.print(warning, style="yellow", markup=False, highlight=False)
+    model = load_or_exit(spec, dtype, cache=False)
+    serve_model(model, host, port, api_key=api_key or None,
+                limits=Limits(max_tokens=max_tokens_limit, max_n=max_n, max_queue=max_queue))
 
 
 app.add_typer(behaviors_app, name="behaviors")

@@ -250,7 +250,7 @@ def test_other_4xx_fails_at_once_and_persistent_5xx_after_the_retries():
         assert len(app.state.calls) == 1
     down = stub(lambda path, body, call: JSONResponse({"detail": "backend down"}, 502))
     with serving(down) as base:
-        with pytest.raises(ModelError, match=rf"{base}/completions.*3 attempts.*HTTP 502: backend down"):
+        with pytest.raises(ModelError, match=rf"{base}/completions.*3 attempts; last: HTTP 502; body: .*backend down"):
             OpenAIBackend("m", base, max_retries=2, backoff=0.01).generate([GenerateRequest("Hi")])
         assert len(down.state.calls) == 3
 

@@ -19,8 +19,12 @@ Spec ``openai:<model>@<base_url>``, the base URL ending in ``/v1``. Plain httpx,
   tells alignlab and vLLM servers apart.
 - Chat conversations can be scored only by ``alignlab serve`` (extension: ``messages`` + ``prefill`` list on
   ``/completions``); the OpenAI chat API returns no prompt logprobs.
-- Retries: 429, 5xx, timeouts and connection errors, exponential backoff with jitter (``Retry-After`` wins);
-  other 4xx fail at once with the server's message. Requests of a batch run on a small thread pool.
+- HTTP (``openai_http``): 429, 5xx, timeouts, dropped connections and 2xx answers of the wrong shape are
+  retried with backoff (``Retry-After`` wins), other 4xx fail at once with the server's message. At most
+  ``concurrency`` requests are in flight (``$ALIGNLAB_OPENAI_CONCURRENCY``, default 8), each with ``timeout``
+  seconds (``$ALIGNLAB_OPENAI_TIMEOUT``, default 60); timeouts lower that limit instead of failing the run.
+- A server that takes only one string prompt per request (``transformers serve``: "prompt must be a string")
+  is detected on its first refusal of a list; from then on ``score`` sends one prompt per request.
 - The API key (default ``$OPENAI_API_KEY``) is sent as a bearer token and nowhere else: not in the
   fingerprint, ``describe``, ``repr`` or error messages (server messages are scrubbed of it).
 """
@@ -29,27 +33,30 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import threading
-import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
 
 from alignlab.models.base import Backend
+from alignlab.models.openai_http import Http, Rejected, log
 from alignlab.models.openai_parse import (
+    Echo,
+    Malformed,
     NoEchoError,
+    chat_text,
     chat_token_logprobs,
+    choices_of,
     continuation_score,
-    error_message,
     legacy_token_logprobs,
     local_text,
     match_option,
     messages,
     parse_echo,
-    retry_after,
+    top_next_chat,
+    top_next_legacy,
+    wants_string_prompt,
 )
 from alignlab.models.types import (
     Conversation,
@@ -64,33 +71,33 @@ from alignlab.models.types import (
     ScoreResult,
 )
 
-A = TypeVar("A")
-B = TypeVar("B")
+T = TypeVar("T")
 SERVER_ID_KEYS = ("id", "owned_by", "root", "parent", "fingerprint")  # not "created": vLLM stamps it per call
 
 
 class OpenAIBackend(Backend):
-    def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float = 60,
+    def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float | None = None,
                  max_retries: int = 5, sample_fallback_k: int = 20, client: httpx.Client | None = None, *,
-                 workers: int = 8, top_logprobs: int = 20, backoff: float = 0.5, max_backoff: float = 30.0,
-                 extensions: bool | None = None) -> None:
-        """``extensions``: use alignlab serve's extension fields (None: when ``/models`` says so)."""
+                 concurrency: int | None = None, top_logprobs: int = 20, backoff: float = 0.5,
+                 max_backoff: float = 30.0, extensions: bool | None = None) -> None:
+        """``extensions``: use alignlab serve's extension fields (None: when ``/models`` says so).
+
+        ``timeout`` (seconds per request) and ``concurrency`` (requests in flight at most) default to
+        ``$ALIGNLAB_OPENAI_TIMEOUT`` and ``$ALIGNLAB_OPENAI_CONCURRENCY``, else 60 and 8.
+        """
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"bad base_url {base_url!r}: expected http(s)://host:port/v1")
         self.model_name = model
         self.base_url = base_url.rstrip("/")
         self.spec = f"openai:{model}@{self.base_url}"
-        self._api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self.timeout = timeout
-        self.max_retries = max_retries
+        api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self.http = Http(self.base_url, api_key, timeout=timeout, concurrency=concurrency, max_retries=max_retries,
+                         backoff=backoff, max_backoff=max_backoff, client=client)
+        self.timeout, self.concurrency, self.max_retries = self.http.timeout, self.http.concurrency, max_retries
         self.sample_fallback_k = sample_fallback_k
-        self.workers = workers
         self.top_logprobs = top_logprobs
-        self.backoff = backoff
-        self.max_backoff = max_backoff
         self.extensions = extensions
-        self._client = client or httpx.Client(timeout=timeout)
-        self._owns_client = client is None
+        self.string_prompts_only = False  # set once the server refuses a list of prompts
         self._info: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
@@ -109,16 +116,14 @@ class OpenAIBackend(Backend):
                 "owned_by": info.get("owned_by"), "prefill": self._prefill_mode()}
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        self.http.close()
 
     def _server_info(self) -> dict[str, Any]:
         """The ``/models`` entry for this model ({} when the server lists none); fetched once."""
         with self._lock:
             if self._info is None:
-                data = self._request("GET", "/models", allow=(404, 405))
-                entries = data.get("data") if isinstance(data, dict) else None
-                found = [e for e in entries or [] if isinstance(e, dict) and e.get("id") == self.model_name]
+                data = self.http.request("GET", "/models", allow=(404, 405), parse=_models_entries)
+                found = [e for e in data or [] if e.get("id") == self.model_name]
                 self._info = found[0] if found else {}
         return self._info
 
@@ -135,68 +140,45 @@ class OpenAIBackend(Backend):
             return "final assistant message + continue_final_message"
         return "final assistant message"
 
-    # -- HTTP with retries -------------------------------------------------------------------
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None,
-                 allow: tuple[int, ...] = ()) -> dict[str, Any]:
-        """JSON of a 2xx answer ({} for a status in ``allow``); retries transient failures."""
-        url = self.base_url + path
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            wait: float | None = None
-            try:
-                resp = self._client.request(method, url, json=body, headers=headers)
-            except httpx.TimeoutException:
-                last = "timed out"
-            except httpx.TransportError as e:
-                last = f"{type(e).__name__}: {e}"
-            else:
-                if resp.status_code < 300:
-                    try:
-                        return resp.json()
-                    except ValueError:
-                        text = resp.text[:200]
-                        raise ModelError(self._scrub(f"{url} returned non-JSON: {text!r}")) from None
-                if resp.status_code in allow:
-                    return {}
-                message = error_message(resp)
-                if resp.status_code != 429 and resp.status_code < 500:
-                    hint = " (does the base URL end in /v1?)" if resp.status_code == 404 and not \
-                        self.base_url.endswith("/v1") else ""
-                    raise ModelError(self._scrub(f"{url} rejected the request (HTTP {resp.status_code}): "
-                                                 f"{message}{hint}"))
-                last = f"HTTP {resp.status_code}: {message}"
-                wait = retry_after(resp.headers.get("retry-after"))
-            if attempt < self.max_retries:
-                time.sleep(wait if wait is not None else self._delay(attempt))
-        attempts = self.max_retries + 1
-        raise ModelError(self._scrub(f"{url} unreachable or failing after {attempts} attempts: {last}"))
+    # -- requests ----------------------------------------------------------------------------
+    def _choices(self, path: str, body: dict[str, Any], n: int, convert: Callable[[dict[str, Any]], T]) -> list[T]:
+        """``n`` converted choices in order, asking again (next seed) when a server returns fewer than asked.
 
-    def _delay(self, attempt: int) -> float:
-        return min(self.max_backoff, self.backoff * 2 ** attempt) * random.uniform(0.5, 1.0)
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
-
-    def _map(self, fn: Callable[[A], B], items: Sequence[A]) -> list[B]:
-        if len(items) <= 1 or self.workers <= 1:
-            return [fn(x) for x in items]
-        with ThreadPoolExecutor(min(self.workers, len(items))) as pool:
-            return list(pool.map(fn, items))
-
-    def _choices(self, path: str, body: dict[str, Any], n: int) -> list[dict[str, Any]]:
-        """``n`` choices in order, asking again (next seed) when a server returns fewer than asked."""
-        out: list[dict[str, Any]] = []
+        ``convert`` runs inside the retry loop: a choice it finds malformed makes the request be retried.
+        """
+        key = "text" if path == "/completions" else "message"
+        out: list[T] = []
         for round_ in range(n):
-            data = self._request("POST", path, {**body, "n": n - len(out),
-                                                "seed": body.get("seed", 0) + round_})
-            got = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
-            if not got:
-                raise ModelError(f"{self.base_url}{path} returned no choices")
-            out.extend(got)
+            out += self.http.request("POST", path, {**body, "n": n - len(out), "seed": body.get("seed", 0) + round_},
+                                     parse=lambda data: [convert(c) for c in choices_of(data, key)])
             if len(out) >= n:
                 break
         return out[:n]
+
+    def _echoes(self, fields: dict[str, Any], count: int) -> list[Echo]:
+        """Echoed logprobs of ``count`` prompts (``fields``: a prompt list, or messages + prefill list)."""
+        url = f"{self.base_url}/completions"
+        body = {"model": self.model_name, "max_tokens": 0, "echo": True, "logprobs": 1, "temperature": 0}
+
+        def echoes(texts: list[str | None]) -> Callable[[Any], list[Echo]]:
+            return lambda data: [parse_echo(c, t, url)
+                                 for c, t in zip(choices_of(data, "text", len(texts)), texts, strict=True)]
+
+        prompts = fields.get("prompt")
+        if prompts is None:
+            return self.http.request("POST", "/completions", {**body, **fields}, parse=echoes([None] * count))
+        if not self.string_prompts_only:
+            try:
+                return self.http.request("POST", "/completions", {**body, "prompt": prompts}, parse=echoes(prompts))
+            except Rejected as e:
+                if not wants_string_prompt(e.status, e.detail):
+                    raise
+                if not self.string_prompts_only:  # another thread may have found out first
+                    self.string_prompts_only = True
+                    log.warning("%s takes one string prompt per request (%s): scoring sends one prompt per "
+                                "request", url, e.detail)
+        return [self.http.request("POST", "/completions", {**body, "prompt": p}, parse=echoes([p]))[0]
+                for p in prompts]
 
     # -- prompt bodies -----------------------------------------------------------------------
     def _completion_prompt(self, prompt: Prompt, suffixes: Sequence[str] | None = None
@@ -223,7 +205,7 @@ class OpenAIBackend(Backend):
 
     # -- generate ----------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerateRequest]) -> list[GenerateResult]:
-        return self._map(self._generate_one, requests)
+        return self.http.map(self._generate_one, requests)
 
     def _generate_one(self, req: GenerateRequest) -> GenerateResult:
         p = req.params
@@ -236,21 +218,18 @@ class OpenAIBackend(Backend):
         text = local_text(req.prompt)
         if text is not None:
             body.update(prompt=text, **({"logprobs": 1} if p.logprobs else {}))
-            samples = [Generation(c.get("text") or "", c.get("finish_reason") or "length",
-                                  legacy_token_logprobs(c) if p.logprobs else None)
-                       for c in self._choices("/completions", body, p.n)]
+            samples = self._choices("/completions", body, p.n, lambda c: Generation(
+                c["text"], _finish(c), legacy_token_logprobs(c) if p.logprobs else None))
         else:
             assert isinstance(req.prompt, Conversation)
             body.update(self._chat_prompt(req.prompt), **({"logprobs": True} if p.logprobs else {}))
-            samples = [Generation((c.get("message") or {}).get("content") or "",
-                                  c.get("finish_reason") or "length",
-                                  chat_token_logprobs(c) if p.logprobs else None)
-                       for c in self._choices("/chat/completions", body, p.n)]
+            samples = self._choices("/chat/completions", body, p.n, lambda c: Generation(
+                chat_text(c), _finish(c), chat_token_logprobs(c) if p.logprobs else None))
         return GenerateResult(tuple(samples))
 
     # -- score -------------------------------------------------------------------------------
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
-        return self._map(self._score_one, requests)
+        return self.http.map(self._score_one, requests)
 
     def _score_one(self, req: ScoreRequest) -> ScoreResult:
         suffixes = ["", *req.continuations]
@@ -259,19 +238,13 @@ class OpenAIBackend(Backend):
             raise ModelError(f"{self.base_url} cannot score a chat conversation: the OpenAI chat API returns "
                              "no prompt logprobs. Use a string prompt or Conversation(format='raw_hh'), or "
                              "serve the model with `alignlab serve`")
+        echoes = self._echoes(fields, len(suffixes))
         url = f"{self.base_url}/completions"
-        data = self._request("POST", "/completions", {"model": self.model_name, **fields, "max_tokens": 0,
-                                                      "echo": True, "logprobs": 1, "temperature": 0})
-        choices = sorted(data.get("choices") or [], key=lambda c: c.get("index", 0))
-        texts = fields["prompt"] if "prompt" in fields else [None] * len(suffixes)
-        echoes = [parse_echo(c, t, url) for c, t in zip(choices, texts, strict=False)]
-        if len(echoes) != len(suffixes):
-            raise ModelError(f"{url} returned {len(choices)} choices for a list of {len(suffixes)} prompts")
         return ScoreResult(tuple(continuation_score(echoes[0], e, url) for e in echoes[1:]))
 
     # -- next_token --------------------------------------------------------------------------
     def next_token(self, requests: Sequence[NextTokenRequest]) -> list[NextTokenResult]:
-        return self._map(self._next_token_one, requests)
+        return self.http.map(self._next_token_one, requests)
 
     def _next_token_one(self, req: NextTokenRequest) -> NextTokenResult:
         top = self._top_next_tokens(req.prompt)
@@ -303,31 +276,22 @@ class OpenAIBackend(Backend):
         base = {"model": self.model_name, "max_tokens": 1, "temperature": 0, "seed": 0}
         fields = self._completion_prompt(prompt)
         if fields is not None:
-            choice = self._choices("/completions", {**base, **fields, "logprobs": self.top_logprobs}, 1)[0]
-            tops = (choice.get("logprobs") or {}).get("top_logprobs") or []
-            return dict(tops[0]) if tops and tops[0] else None
+            body = {**base, **fields, "logprobs": self.top_logprobs}
+            return self._choices("/completions", body, 1, top_next_legacy)[0]
         assert isinstance(prompt, Conversation)
         body = {**base, **self._chat_prompt(prompt), "logprobs": True,
                 "top_logprobs": min(self.top_logprobs, 20)}
-        choice = self._choices("/chat/completions", body, 1)[0]
-        content = (choice.get("logprobs") or {}).get("content") or []
-        if not content or not content[0].get("top_logprobs"):
-            return None
-        out: dict[str, float] = {}
-        for entry in [*content[0]["top_logprobs"], content[0]]:
-            out.setdefault(entry["token"], entry["logprob"])
-        return out
+        return self._choices("/chat/completions", body, 1, top_next_chat)[0]
 
     def _sampled_next_token(self, req: NextTokenRequest) -> NextTokenResult:
         k = self.sample_fallback_k
         base = {"model": self.model_name, "max_tokens": 1, "temperature": 1.0, "seed": 0}
         fields = self._completion_prompt(req.prompt)
         if fields is not None:
-            texts = [c.get("text") or "" for c in self._choices("/completions", {**base, **fields}, k)]
+            texts = self._choices("/completions", {**base, **fields}, k, lambda c: str(c["text"]))
         else:
             assert isinstance(req.prompt, Conversation)
-            choices = self._choices("/chat/completions", {**base, **self._chat_prompt(req.prompt)}, k)
-            texts = [(c.get("message") or {}).get("content") or "" for c in choices]
+            texts = self._choices("/chat/completions", {**base, **self._chat_prompt(req.prompt)}, k, chat_text)
         counts = [0] * len(req.options)
         for text in texts:
             hit = match_option(text, req.options)
@@ -338,3 +302,15 @@ class OpenAIBackend(Backend):
                              f"matched an option of {list(req.options)} (got e.g. {texts[:3]})")
         return NextTokenResult(tuple(c / sum(counts) for c in counts),
                                tuple(math.log(c / k) if c else -math.inf for c in counts), approximate=True)
+
+
+def _finish(choice: dict[str, Any]) -> str:
+    return str(choice.get("finish_reason") or "length")
+
+
+def _models_entries(data: Any) -> list[dict[str, Any]]:
+    """The entries of a ``/models`` answer ([] when it lists none); Malformed unless it is a JSON object."""
+    if not isinstance(data, dict):
+        raise Malformed(f"expected a JSON object, got {type(data).__name__}")
+    entries = data.get("data")
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
