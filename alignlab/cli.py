@@ -35,8 +35,8 @@ def main_options(
         "--concurrency", envvar="ALIGNLAB_OPENAI_CONCURRENCY",
         help="openai: models: requests in flight at once (backs off by itself when requests time out).")] = None,
     timeout: Annotated[float | None, typer.Option(
-        "--timeout", envvar="ALIGNLAB_OPENAI_TIMEOUT", help="openai: models: seconds each request may take before it is retried (default 60).")
-    ] = None,
+        "--timeout", envvar="ALIGNLAB_OPENAI_TIMEOUT",
+        help="openai: models: seconds each request may take before it is retried (default 60).")] = None,
 ) -> None:
     """Options for every subcommand."""
     for name, value in (("--threads", threads), ("--concurrency", concurrency)):
