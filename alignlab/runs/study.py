@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from alignlab.runs.config import StudyConfig
 from alignlab.runs.results import write_results
-from alignlab.runs.run import Run
+from alignlab.runs.run import Run, kill_point
 
 if TYPE_CHECKING:
     from alignlab.models.base import Model
@@ -70,8 +70,12 @@ def open_run(study: Study[C], config: C | None, models: Sequence[Any], *, out: s
     """
     if resume is not None:
         run = Run.resume(resume, study=study.name)
-        saved = run.manifest["config"]
-        return run, study.config.from_dict(saved.get("study", {})), list(saved["models"]), saved.get("dtype", dtype)
+        try:
+            saved = run.manifest["config"]
+            return run, study.config.from_dict(saved.get("study", {})), list(saved["models"]), saved.get("dtype", dtype)
+        except BaseException:
+            run.close()  # its manifest is not changed yet (see Run.resume)
+            raise
     if config is None:
         raise ValueError(f"{study.name}: give a config (or resume a run)")
     if not isinstance(config, study.config):
@@ -124,20 +128,25 @@ def marking_failure(run: Run | None) -> Iterator[None]:
 
 
 def finish(run: Run, summary: dict[str, Any], *, report: bool = True) -> Path | None:
-    """Write ``summary.json`` and ``results.json``, mark the run complete, and render the report."""
-    run.finish(summary)
-    write_results(run.path, run.manifest, summary)
-    if not report:
-        return None
-    from alignlab.report import write_report
+    """Write ``summary.json`` and ``results.json``, mark the run complete, render the report, and close the run
+    (its directory lock is held until then)."""
+    try:
+        run.finish(summary, close=False)
+        write_results(run.path, run.manifest, summary)
+        if not report:
+            return None
+        from alignlab.report import write_report
 
-    return write_report(run.path)
+        return write_report(run.path)
+    finally:
+        run.close()
 
 
 def load_item(item: Any, dtype: str, cache: bool, load: Callable[[str, str, bool], Model] | None = None) -> Model:
     """A loaded model as it is; a spec through ``load(spec, dtype, cache)`` or :func:`alignlab.models.load_model`."""
     if not isinstance(item, (str, os.PathLike)):
         return item
+    kill_point("load")
     if load is not None:
         return load(str(item), dtype, cache)
     from alignlab.models.spec import load_model
