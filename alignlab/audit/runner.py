@@ -60,12 +60,14 @@ def run(config: AuditConfig | None = None, model: Any = "embedded", *, compare: 
                              command=command)
     if on_open is not None:
         on_open(run_dir)
-    loaded = [load_item(m, dtype, cache, load) for m in items]
+    loaded: list[Model] = []
     try:
         with marking_failure(run_dir):
+            for item in items:
+                loaded.append(load_item(item, dtype, cache, load))
             summary = run_audit(run_dir, loaded, config.budget, config.data, config.studies or None, progress)
     finally:
-        for m, item in zip(loaded, items, strict=True):
+        for m, item in zip(loaded, items, strict=False):
             if m is not item:
                 m.close()
     finish(run_dir, summary, report=report)
