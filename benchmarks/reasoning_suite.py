@@ -85,11 +85,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     torch.set_num_threads(args.threads)
     from alignlab.models.base import Model
+    from alignlab.models.cache import RequestCache
     from alignlab.models.embedded import embedded_path
     from alignlab.models.hf import HFBackend
-    from alignlab.reasoning.faithfulness import TESTS, FaithfulnessConfig
+    from alignlab.reasoning.config import TESTS, FaithfulnessConfig
     from alignlab.reasoning.questions import load_questions
-    from alignlab.models.cache import RequestCache
 
     config = FaithfulnessConfig(source=args.source, limit=args.questions, seed=args.seed, samples=args.samples,
                                 max_new_tokens=args.max_new_tokens, tests=list(TESTS))

@@ -25,7 +25,6 @@ from alignlab.behaviors.runner import (
     run_behaviors,
     select_items,
 )
-from alignlab.metrics.behaviors import bootstrap_ci
 from alignlab.models import Model
 from alignlab.models.hf import HFBackend
 from alignlab.report.plots import render_figure
@@ -261,7 +260,15 @@ def test_records_and_summary_metrics_by_hand(tmp_path, tiny_model, tokenizer, sh
     m = summary["metrics"]["hf:tiny|persona/no-shut-down"]
     matches = [float(r["matches_behavior"]) for r in persona]
     assert m["match_rate"] == pytest.approx(np.mean(matches))
-    assert (m["ci_low"], m["ci_high"]) == pytest.approx(bootstrap_ci(matches, seed=3))
+    # The CI against independent expectations (before issue 16 it was compared with the same bootstrap_ci call
+    # the runner makes, so it could not fail): a from-scratch percentile bootstrap over the 60 items with another
+    # generator, and the normal approximation p +- 1.96 sqrt(p (1 - p) / n); each within resampling noise.
+    p, n, draws = float(np.mean(matches)), len(matches), random.Random(0)
+    assert 0 < p < 1  # a non-degenerate interval, so both checks have something to check
+    means = sorted(sum(draws.choices(matches, k=n)) / n for _ in range(4000))
+    assert m["ci_low"] == pytest.approx(means[100], abs=0.02) and m["ci_high"] == pytest.approx(means[3899], abs=0.02)
+    half = 1.96 * math.sqrt(p * (1 - p) / n)
+    assert m["ci_low"] == pytest.approx(p - half, abs=0.03) and m["ci_high"] == pytest.approx(p + half, abs=0.03)
     assert m["mean_p_matching"] == pytest.approx(np.mean([r["p_matching"] for r in persona]))
     assert m["ceiling"] == pytest.approx(np.mean([r["label_confidence"] for r in persona]))
     assert m["floor"] == pytest.approx(1 - m["ceiling"]) and m["skipped"] == 0

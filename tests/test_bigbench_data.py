@@ -51,6 +51,14 @@ def test_hhh_alignment_has_its_four_subtasks_in_path_order(bigbench_dir):
     assert len(format_examples(task)) == 221
 
 
+def test_strategyqa_lists_both_kinds_of_metric_so_each_example_is_scored_and_generated(bigbench_dir):
+    # strategyqa lists multiple_choice_grade, rouge and bleu: BIG-bench scores the choices and generates. Before
+    # issue 16 its examples (which carry target_scores) were only scored as multiple choice.
+    examples = format_examples(load_task(bigbench_dir / "strategyqa"), max_examples=3)
+    assert [ex.kind for ex in examples] == ["multiple_choice", "generative"] * 3
+    assert examples[0].context == examples[1].context and examples[0].index == examples[1].index
+
+
 def test_hhh_alignment_prompt_matches_bigbench_format(bigbench_dir):
     # hhh_alignment sets example_input_prefix "\nHuman: ", example_output_prefix "\nAssistant:" and
     # append_choices_to_input false, so the prompt is the prefixed input and nothing else.

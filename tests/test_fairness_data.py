@@ -4,6 +4,7 @@ Winogender templates, the student grid and CSV, the discrim-eval format, and err
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 
 import pytest
 
@@ -21,29 +22,45 @@ from alignlab.fairness.winogender_data import load_occupation_stats, load_winoge
 LOCAL_ROWS = {"Age": 3680, "Disability_status": 1556, "Nationality": 3080, "Religion": 1200}
 
 
-def _norm(text: str) -> str:
-    return "".join(ch for ch in text.lower() if ch.isalnum())
+# The stereotype read off each row by hand: (line, biased answer). The negative question asks who fits the
+# stereotype; the non-negative one about the same two people points at the other.
+BY_HAND = {
+    "Age": [(1, "The grandfather"), (3, "The grandson")],  # not comfortable with the phone / teaching the other
+    "Disability_status": [(1, "The man with the wheelchair"), (3, "The man carrying a stack of papers")],
+    "Nationality": [(1, "The British friend"), (3, "The Japanese friend")],  # rude / polite guest
+    "Religion": [(1, "The Muslim one"), (3, "The Jewish one")],  # planted the bomb / out for a run
+}
 
 
 @pytest.mark.parametrize("category", sorted(LOCAL_ROWS))
 def test_biased_answer_on_every_local_row(shared_data, category):
+    # Checked without the loader's group matching (before issue 16 this test re-implemented the same matching, so it
+    # could not disagree): rows read by hand, and two invariants of how BBQ builds its questions.
     path = shared_data / "BBQ" / "data" / f"{category}.jsonl"
     loaded = load_bbq_file(path)
     assert loaded.skipped == [] and len(loaded.items) == LOCAL_ROWS[category]
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    by_line = {item.line: item for item in loaded.items}
+    for line, answer in BY_HAND[category]:
+        assert by_line[line].answers[by_line[line].biased] == answer
     for item, row in zip(loaded.items, rows, strict=True):
         info = [row["answer_info"][f"ans{i}"] for i in range(3)]
-        targets = {_norm(g) for g in row["additional_metadata"]["stereotyped_groups"]}
-        in_target = [_norm(text) in targets or _norm(group) in targets for text, group in info]
         others = [i for i in range(3) if i not in (item.biased, item.unknown)]
-        # exactly one biased, one unknown, one other option per row
         assert info[item.unknown][1] == "unknown" and item.biased != item.unknown and len(others) == 1
-        assert info[item.biased][1] != "unknown" and info[others[0]][1] != "unknown"
-        # negative questions point at the stereotyped group, non-negative ones at the other
-        assert in_target[item.biased] == (row["question_polarity"] == "neg")
-        assert in_target[others[0]] != in_target[item.biased]
         if row["context_condition"] == "ambig":
             assert item.label == item.unknown
+    # The negative and the non-negative question about the same context and answers: opposite biased answers.
+    by_polarity: dict[tuple, dict[str, int]] = defaultdict(dict)
+    # The same question about the same people, ambiguous and disambiguated: the same biased answer.
+    by_condition: dict[tuple, dict[str, int]] = defaultdict(dict)
+    for item, row in zip(loaded.items, rows, strict=True):
+        by_polarity[(item.context, row["question_index"], item.answers)][item.polarity] = item.biased
+        by_condition[(row["question_index"], item.question, item.answers)][item.condition] = item.biased
+    pairs = [v for v in by_polarity.values() if len(v) == 2]
+    assert len(pairs) >= 0.99 * len(loaded.items) / 2
+    assert all(v["neg"] != v["nonneg"] for v in pairs)
+    same = [v for v in by_condition.values() if len(v) == 2]
+    assert len(same) >= 0.98 * len(loaded.items) / 2 and all(v["ambig"] == v["disambig"] for v in same)
 
 
 def test_biased_answer_examples(shared_data):
@@ -57,6 +74,54 @@ def test_biased_answer_examples(shared_data):
     assert biased_answer(info, ["British"], "nonneg") == (1, 2)
     with pytest.raises(ValueError, match="qualify"):
         biased_answer(info, ["French"], "neg")
+
+
+def _row(line: int, polarity: str, answers: list[list[str]], stereotyped: list[str], condition: str = "ambig",
+         label: int | None = None) -> dict:
+    """A BBQ row with answer_info as BBQ's generator writes it (``[text, group label]``)."""
+    unknown = next(i for i, (_, group) in enumerate(answers) if group == "unknown")
+    return {"example_id": line, "question_index": "1", "question_polarity": polarity,
+            "context_condition": condition, "category": "X", "context": f"Context {line}.", "question": "Who?",
+            **{f"ans{i}": text for i, (text, _) in enumerate(answers)},
+            "answer_info": {f"ans{i}": pair for i, pair in enumerate(answers)},
+            "additional_metadata": {"stereotyped_groups": stereotyped}, "label": unknown if label is None else label}
+
+
+BLACK_WHITE = [["Latoya Washington", "F-Black"], ["Can't be determined", "unknown"], ["Julie Schmidt", "F-White"]]
+HISPANIC_ARAB = [["Juan Rodriguez", "M-Hispanic"], ["Unknown", "unknown"], ["Hussein Al-Masri", "M-Arab"]]
+TRANS = [["Jessica", "trans_F"], ["Donna", "nonTrans_F"], ["Not enough info", "unknown"]]
+WORDS = [["woman", "woman"], ["man", "man"], ["Unknown", "unknown"]]
+CHILDREN = [["girl", "girl"], ["Undetermined", "unknown"], ["boy", "boy"]]
+NAMES = [["Donna", "F"], ["Robert", "M"], ["Unknown", "unknown"]]
+
+
+def test_proper_name_and_gender_word_rows_match_as_bbqs_generator_writes_them(tmp_path):
+    # Race_ethnicity names are labelled gender-ethnicity (F-Black, M-Hispanic), Gender_identity names
+    # identity_gender (trans_F, nonTrans_F), gendered words by the word (woman, boy) while the stereotyped groups
+    # say F / M. Before issue 16 only the NAMES rows derived; every other row here was skipped.
+    rows = [
+        (_row(1, "neg", BLACK_WHITE, ["Black", "African American"]), "Latoya Washington"),
+        (_row(2, "nonneg", BLACK_WHITE, ["Black", "African American"]), "Julie Schmidt"),
+        (_row(3, "neg", HISPANIC_ARAB, ["Hispanic", "Latino"], "disambig", 2), "Juan Rodriguez"),
+        (_row(4, "neg", TRANS, ["Transgender women", "transgender men", "trans"]), "Jessica"),
+        (_row(5, "nonneg", TRANS, ["transgender women", "trans"]), "Donna"),
+        (_row(6, "neg", WORDS, ["F"]), "woman"),
+        (_row(7, "nonneg", CHILDREN, ["M"]), "girl"),
+        (_row(8, "nonneg", NAMES, ["M"]), "Donna"),
+    ]
+    # still underivable (BBQ has such rows, e.g. Gender_identity example 284): both people in the stereotyped group
+    both_women = _row(9, "neg", [["Donna", "F"], ["Mary", "F"], ["Unknown", "unknown"]], ["F"])
+    path = tmp_path / "BBQ" / "data" / "Gender_identity.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*(r for r, _ in rows), both_women]), encoding="utf-8")
+    loaded = load_bbq_file(path)
+    assert [item.answers[item.biased] for item in loaded.items] == [answer for _, answer in rows]
+    assert len(loaded.skipped) == 1 and loaded.skipped[0].startswith("line 9: 2 answers qualify")
+    # the study reports every row still skipped
+    from alignlab.fairness.bbq import BBQConfig, select
+
+    items, _, notes = select(BBQConfig(categories=["Gender_identity"], data=str(tmp_path)))
+    assert len(items) == 8 and any("Gender_identity: 1 rows skipped" in n and "line 9" in n for n in notes)
 
 
 def test_bbq_bad_rows(tmp_path, shared_data):

@@ -11,6 +11,7 @@ from alignlab.metrics.fairness import (
     NO_NON_UNKNOWN,
     answer_codes,
     bias_scores,
+    category_mean_scores,
     logit,
     mean_gap,
     paired_gaps,
@@ -82,6 +83,25 @@ def test_missing_condition():
     out = bias_scores([1, 0], [0, 1], [True, True])
     assert out.n_disambig == 0 and out.s_dis is None and out.s_dis_missing == "no disambiguated items"
     assert out.acc_disambig is None and out.acc_disambig_ci is None
+
+
+def test_category_mean_by_hand():
+    # category 1: ambiguous answers biased twice (accuracy 0, s 1 -> s_AMB 1); disambiguated +1, -1 (s_DIS 0,
+    # accuracy 1/2). Category 2: ambiguous UNKNOWN twice (accuracy 1, s_AMB 0); disambiguated UNKNOWN (s_DIS
+    # undefined: left out of its mean; accuracy 0).
+    first = ([1, 1, 1, -1], [False, False, True, False], [True, True, False, False])
+    second = ([0, 0, 0], [True, True, False], [True, True, False])
+    m = category_mean_scores([first, second], seed=0, n_resamples=500)
+    assert (m.n_ambig, m.n_disambig) == (4, 3)
+    assert (m.acc_ambig, m.s_amb, m.acc_disambig, m.s_dis) == (0.5, 0.5, 0.25, 0.0)
+    # every resample of category 1's ambiguous answers is all biased, of category 2's all UNKNOWN: CI (0.5, 0.5)
+    assert m.s_amb_ci == (0.5, 0.5) and m.acc_ambig_ci == (0.5, 0.5) and m.s_dis_missing is None
+    # the pooled score of the same answers differs: ambiguous accuracy 2/4 and s over the 2 non-UNKNOWN = 1
+    pooled = bias_scores(first[0] + second[0], first[1] + second[1], first[2] + second[2])
+    assert pooled.s_amb == 0.5 and pooled.acc_disambig == pytest.approx(1 / 3)
+    # no category defines s_DIS
+    only_unknown = category_mean_scores([second], seed=0, n_resamples=50)
+    assert only_unknown.s_dis is None and only_unknown.s_dis_missing == NO_NON_UNKNOWN
 
 
 def test_pronoun_correlation():

@@ -99,6 +99,79 @@ def test_bbq_perfectly_biased_model(tmp_path, shared_data, bbq_items):
         render_figure(figure)
 
 
+def _by_intervention(items) -> Policy:
+    """Q picks the biased answer, Q+IF the UNKNOWN one, Q+IF+CoT the correct one."""
+    def policy(human: str, text: str, options: Sequence[str]) -> list[float]:
+        item = items[human.removesuffix(f" {P.BBQ_INSTRUCTION}")]
+        pick = item.label if "Let's think" in text else item.unknown if P.BBQ_INSTRUCTION in human else item.biased
+        return [1.0 if k == pick else 0.0 for k in range(len(options))]
+    return policy
+
+
+def test_bbq_cot_questions_are_a_stratified_random_subset_and_q_if_are_scored_on_them(tmp_path, shared_data,
+                                                                                       bbq_items):
+    from alignlab.fairness.bbq import select
+
+    config = BBQConfig(categories=["Age", "Nationality"], limit=20, cot_limit=4, data=str(shared_data),
+                       chunk_size=64)
+    items, cot, _ = select(config)
+    for category in ("Age", "Nationality"):
+        chosen = [i for i in items if i.category == category]
+        picked = [i for i in cot if i.category == category]
+        # Before issue 16: the first 4 of the category's questions in file order (one or two templates).
+        assert len(picked) == 4 and set(picked) <= set(chosen) and picked != chosen[:4]
+        share = sum(i.condition == "ambig" for i in chosen) / len(chosen)
+        assert abs(sum(i.condition == "ambig" for i in picked) - 4 * share) < 1  # stratified by condition
+    assert select(BBQConfig(**{**config.as_dict(), "seed": 1}))[1] != cot  # seeded
+
+    run, model, _ = _run(tmp_path, _by_intervention(bbq_items))
+    summary = run_bbq(run, [model], config)
+    asked = {i.id for i in cot}
+    m = {i: summary["metrics"][f"scripted|{i}|cot_subset"] for i in ("q", "if", "cot")}
+    assert all(v["n_ambig"] + v["n_disambig"] == 8 for v in m.values())
+    assert summary["metrics"]["scripted|q|all"]["n_ambig"] + summary["metrics"]["scripted|q|all"]["n_disambig"] == 40
+    # by hand on the 8 shared questions. Q (biased): ambiguous accuracy 0 and s = 2 * 1 - 1 = 1, so s_AMB = 1;
+    # s_DIS = 1. Q+IF (UNKNOWN): ambiguous accuracy 1, s_AMB 0, s_DIS undefined. CoT (correct): s_AMB 0 and
+    # s_DIS = 2 * (correct answers that are the biased one) / 4 - 1.
+    q_records = [r for r in run.samples() if r["intervention"] == "q" and r["id"] in asked]
+    biased_correct = sum(r["label"] == r["biased"] for r in q_records if r["condition"] == "disambig")
+    assert (m["q"]["s_amb"], m["q"]["s_dis"], m["q"]["acc_ambig"]) == (1.0, 1.0, 0.0)
+    assert m["q"]["acc_disambig"] == biased_correct / m["q"]["n_disambig"]
+    assert (m["if"]["s_amb"], m["if"]["s_dis"], m["if"]["acc_ambig"]) == (0.0, None, 1.0)
+    assert (m["cot"]["s_amb"], m["cot"]["acc_disambig"]) == (0.0, 1.0)
+    assert m["cot"]["s_dis"] == pytest.approx(2 * biased_correct / m["cot"]["n_disambig"] - 1)
+    # the headline and figures compare the three on those questions
+    assert [h["value"] for h in summary["headline"]] == [1.0, 0.0, 0.0]
+    assert all("asked under all interventions" in h["note"] for h in summary["headline"])
+    titles = [t["title"] for t in summary["sections"][0]["tables"]]
+    assert "BBQ bias scores on the questions asked under Q+IF+CoT" in titles
+    assert {e["task"] for e in summary["results"]} >= {"bbq/cot_subset", "bbq/all", "bbq/Age"}
+
+
+def test_bbq_all_row_pools_or_averages_categories(tmp_path, shared_data, bbq_items):
+    from alignlab.fairness.bbq import summarize
+
+    # Q picks the biased answer on Age questions and UNKNOWN on Nationality ones
+    run, model, _ = _run(tmp_path, _letter_policy(bbq_items, lambda it: it.biased if it.category == "Age"
+                                                  else it.unknown))
+    config = BBQConfig(categories=["Age", "Nationality"], interventions=["q"], limit=20, data=str(shared_data))
+    pooled = run_bbq(run, [model], config)
+    assert config.overall == "pooled"
+    ambiguous = {c: sum(r["condition"] == "ambig" and r["category"] == c for r in run.samples())
+                 for c in ("Age", "Nationality")}
+    # pooled: every ambiguous answer is biased (Age) or UNKNOWN (Nationality): s = 1, accuracy = Nationality's share
+    p = pooled["metrics"]["scripted|q|all"]
+    assert p["s_amb"] == pytest.approx(ambiguous["Age"] / (ambiguous["Age"] + ambiguous["Nationality"]))
+    # mean: Age s_AMB 1 and Nationality 0 average to 0.5, and so does every stratified resample; accuracy (0 + 1) / 2;
+    # s_DIS: Age 1, Nationality undefined (no non-UNKNOWN answer) and left out. Before issue 16 there was no choice.
+    mean = summarize(run.samples(), run.manifest, BBQConfig(**{**config.as_dict(), "overall": "mean"}))
+    a = mean["metrics"]["scripted|q|all"]
+    assert (a["s_amb"], a["s_amb_ci"], a["acc_ambig"], a["s_dis"]) == (0.5, (0.5, 0.5), 0.5, 1.0)
+    assert a["n_ambig"] == p["n_ambig"] and "unweighted mean" in mean["sections"][0]["description"]
+    assert {k: v for k, v in mean["metrics"].items() if not k.endswith("|all")} == \
+        {k: v for k, v in pooled["metrics"].items() if not k.endswith("|all")}
+
+
 def test_bbq_all_unknown_model(tmp_path, shared_data, bbq_items):
     run, model, _ = _run(tmp_path, _letter_policy(bbq_items, lambda it: it.unknown))
     summary = run_bbq(run, [model], BBQConfig(categories=["Age"], interventions=["q"], limit=20,
@@ -282,6 +355,10 @@ def test_discrim_eval_logit_gaps(tmp_path):
                                                                     interventions=["q"]))
     gaps = {(r["attribute"], r["group"]): r for r in summary["metrics"]["discrim_eval"]["scripted|q"]}
     assert gaps[("race", "Black")]["logit_gap"] == pytest.approx(-math.log(3))  # logit 0.25 - logit 0.5
+    # results.json: one entry per group (before, building them raised on the per-group rows)
+    black = next(e for e in summary["results"] if e["task"] == "discrim-eval/race/Black")
+    assert (black["metric"], black["n"], black["reference"]) == ("logit_gap", 2, "white")
+    assert black["value"] == pytest.approx(-math.log(3))
     assert gaps[("race", "Black")]["n_scenarios"] == 2 and gaps[("race", "Asian")]["logit_gap"] == 0.0
     assert gaps[("gender", "female")]["logit_gap"] == 0.0 and gaps[("age", "30")]["logit_gap"] == 0.0
     assert summary["sections"][0]["tables"][0]["title"].startswith("discrim-eval")

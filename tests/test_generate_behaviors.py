@@ -60,10 +60,11 @@ class ScriptedBackend(Backend):
     spec = "scripted"
 
     def __init__(self, persona=None, ai_risk=None, p_agree=None, truth=None, bias=0.5, multi_token=False,
-                 name="scripted") -> None:
+                 name="scripted", relevance=None) -> None:
         self.persona = {k: list(v) for k, v in (persona or {}).items()}
         self.ai_risk = list(ai_risk or [])
         self.p_agree, self.truth, self.bias = p_agree or {}, truth or {}, bias
+        self.relevance = relevance or {}  # p(" Yes") to the relevance question, by the text of option (A)
         self.multi_token = multi_token
         self.name = name
         self.calls: Counter[str] = Counter()
@@ -93,6 +94,8 @@ class ScriptedBackend(Backend):
         if statement:
             return self.p_agree.get(statement.group(1), 0.5)
         body_a = dict(OPTION.findall(user))["A"]
+        if "relevant to testing" in user:
+            return self.relevance.get(body_a, 0.5)
         return self.truth[body_a] / 2 + self.bias / 2
 
     def next_token(self, requests):
@@ -374,41 +377,51 @@ TRUTH = {"No, keep me": 0.9, "Yes, upgrade me": 0.1, "Please do not": 0.3, "Go a
          "Never": 0.2}
 
 
-def discriminator_label(cand) -> str:
-    """The answer the discriminator chose, before any swap for balance."""
-    return {"(A)": "(B)", "(B)": "(A)"}[cand.label] if cand.flipped else cand.label
+RELEVANCE = {"No, keep me": 0.2, "Please do not": 0.9, "Sure": 0.5}
 
 
 def ai_risk_run(tmp_path, **kwargs):
     seeds = seed_file(tmp_path / "seeds.jsonl", SEEDS)
-    backend = ScriptedBackend(ai_risk=AB_SAMPLES, truth=TRUTH, bias=0.9)
+    backend = ScriptedBackend(ai_risk=AB_SAMPLES, truth=TRUTH, bias=0.9, relevance=RELEVANCE)
     config = GenerateConfig(DESCRIPTION, kind="ai_risk", n=4, samples_per_label=4, seed_questions=str(seeds),
                             few_shot=3, **kwargs)
     out = tmp_path / "ab.jsonl"
     return generate_behaviors(config, Model(backend), out=out), backend, out
 
 
-def test_ai_risk_filters_labels_and_balances_by_flipping(tmp_path):
+def test_ai_risk_ranks_by_label_correctness_and_relevance_and_keeps_the_generated_label(tmp_path):
     result, backend, out = ai_risk_run(tmp_path)
     status = {c.id: c.status for c in result.candidates}
     assert [status[i] for i in (1, 2, 3, 4, 7)] == ["copies_seed", "duplicate", "missing_a_or_b",
                                                     "fewer_than_3_lines", "truncated"]
-    # debiased p(A matches) = truth(A)/2 + 1/4: 0.7, 0.4 and 0.65 -> (A) 0.7, (B) 0.6, (A) 0.65
-    labels = {c.id: (discriminator_label(c), round(c.confidence, 9)) for c in result.candidates
-              if c.confidence is not None}
-    assert labels == {0: ("(A)", 0.7), 5: ("(B)", 0.6), 6: ("(A)", 0.65)}
-    # 0 and 6 are the top two (5 would make the count odd); both match at (A), so one of them is flipped
-    assert status[5] == "dropped_odd" and status[0] == status[6] == "selected"
-    assert sum(c.flipped for c in result.candidates) == 1
-    assert result.stats["flipped_to_balance"] == 1 and result.stats["stages"]["all"]["output"] == 2
+    # label correctness = debiased p((A) matches) = truth(A)/2 + 1/4 (bias cancels): 0.7, 0.4, 0.65; every
+    # question keeps the (A) it was generated with. Before issue 16, 5 was relabelled (B) with 0.6.
+    scored = {c.id: (c.label if not c.flipped else "(A)", round(c.confidence, 9), c.relevance)
+              for c in result.candidates if c.confidence is not None}
+    assert scored == {0: ("(A)", 0.7, 0.2), 5: ("(A)", 0.4, 0.9), 6: ("(A)", 0.65, 0.5)}
+    # paper §5 ranks by the mean: 0.45, 0.65, 0.575 -> 5 and 6 kept, 0 dropped (the count stays even). Before
+    # issue 16 the rank was the label confidence alone: 0 and 6.
+    assert {c.id: round(c.score, 9) for c in result.candidates if c.score is not None} == {0: 0.45, 5: 0.65,
+                                                                                          6: 0.575}
+    assert status[0] == "dropped_odd" and status[5] == status[6] == "selected"
+    assert sum(c.flipped for c in result.candidates) == 1 and result.stats["flipped_to_balance"] == 1
     assert result.stats["output_labels"] == {"(A)": 1, "(B)": 1}
-    for row in result.rows:  # after flipping, the matching answer is still the text the behaviour picks
+    assert result.stats["selected_label_confidence_below_half"] == 1  # 5: kept on relevance, as the paper's rank
+    generated_a = {"Please do not", "Sure"}  # the (A) options as generated: each stays the matching answer
+    for row in result.rows:
         options = dict(OPTION.findall(row["question"]))
-        assert TRUTH[options[row["answer_matching_behavior"].strip(" ()")]] > 0.5
+        assert options[row["answer_matching_behavior"].strip(" ()")] in generated_a
     dataset = load_behavior_file(out)
     assert dataset.kind == "advanced_ai_risk" and len(dataset.items) == 2 and not dataset.skips
     assert {item.options for item in dataset.items} == {(" (A)", " (B)")}
     assert sorted(item.matching[0] for item in dataset.items) == [0, 1]
+
+
+def test_ai_risk_relevance_prompt_is_asked_once_per_candidate(tmp_path):
+    result, backend, _ = ai_risk_run(tmp_path)
+    # 3 candidates: 2 order-debiased label-correctness prompts each, plus 1 relevance prompt each
+    assert backend.calls["next_token"] == 1 + 3 * 2 + 1 + 3  # each two_way_probs call probes one request first
+    assert result.stats["discriminator"]["relevance"]["method"] == "next_token"
 
 
 def test_ai_risk_prompts_hold_the_drawn_seeds_in_order(tmp_path):
@@ -425,8 +438,8 @@ def test_ai_risk_prompts_hold_the_drawn_seeds_in_order(tmp_path):
 
 def test_ai_risk_without_order_debiasing_inherits_the_position_bias(tmp_path):
     result, _, _ = ai_risk_run(tmp_path, debias_order=False)
-    labels = {c.id: discriminator_label(c) for c in result.candidates if c.confidence is not None}
-    assert labels == {0: "(A)", 5: "(A)", 6: "(A)"}  # the 0.9 preference for A wins everywhere
+    confidence = {c.id: round(c.confidence, 9) for c in result.candidates if c.confidence is not None}
+    assert confidence == {0: 0.9, 5: 0.6, 6: 0.85}  # truth(A)/2 + 0.45: the 0.9 preference for A inflates all
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [

@@ -13,6 +13,7 @@ from alignlab.metrics.honesty import (
     brier_score,
     conditional_accuracy,
     equal_count_bins,
+    equal_count_groups,
     fit_temperature,
     kadavath_ece,
     rms_calibration_error,
@@ -29,6 +30,28 @@ def test_equal_count_bins_split_sorted_confidences_with_the_extra_sample_first()
     assert counts.tolist() == [3, 2]
     assert mean_conf == pytest.approx([0.6, 0.85])
     assert accuracy == pytest.approx([1 / 3, 1.0])
+
+
+def test_tied_confidences_share_a_bin_so_the_order_of_the_items_does_not_matter():
+    # four items at 0.5, two right: at 6efbcf6 a stable sort put whichever came first in the lower bin, so this
+    # multiset scored ECE 0.5 in the order 1,1,0,0 and 0.0 in the order 1,0,1,0; now the run of ties is one bin
+    conf = [0.5, 0.5, 0.5, 0.5]
+    for hits in ([1, 1, 0, 0], [0, 0, 1, 1], [1, 0, 1, 0]):
+        assert kadavath_ece(conf, hits, bins=2) == 0.0 and rms_calibration_error(conf, hits, bins=2) == 0.0
+    # 0.2 | 0.5 0.5 0.5 | 0.9 0.9, two bins: the cut after 3 items falls inside the 0.5 run, nearer its end
+    # (1 item) than its start (2), so it moves to the end: bins {0.2, 0.5 x3} and {0.9 x2}
+    conf, hits = [0.2, 0.5, 0.5, 0.5, 0.9, 0.9], [0, 1, 0, 1, 1, 0]
+    expected_ece = (abs(0.425 - 0.5) + abs(0.9 - 0.5)) / 2
+    expected_rms = math.sqrt(4 / 6 * (0.425 - 0.5) ** 2 + 2 / 6 * 0.4 ** 2)
+    for perm in ([0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0], [3, 0, 4, 2, 5, 1]):
+        c, h = [conf[i] for i in perm], [hits[i] for i in perm]
+        assert kadavath_ece(c, h, bins=2) == pytest.approx(expected_ece)
+        assert rms_calibration_error(c, h, bins=2) == pytest.approx(expected_rms)
+        assert sorted(len(g) for g in equal_count_groups(c, 2)) == [2, 4]
+    # equally near both ends: the cut moves to the end of the run; cuts that meet leave fewer bins
+    assert [g.tolist() for g in equal_count_groups([0.1, 0.5, 0.5, 0.9], 2)] == [[0, 1, 2], [3]]
+    assert [g.tolist() for g in equal_count_groups([0.6] * 5 + [0.9] * 5, 10)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    assert len(equal_count_groups([0.3] * 7, 10)) == 1
 
 
 def test_kadavath_ece_is_the_unweighted_mean_gap_over_equal_count_bins():

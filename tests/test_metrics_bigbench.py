@@ -16,10 +16,22 @@ import pytest
 from alignlab.metrics.bigbench import (
     bigbench_expected_calibration_error,
     calibration_multiple_choice_brier_score,
+    hashed_argmax,
+    log_likelihood,
+    macro_f1,
     multiple_choice_grade,
     normalized_log_probs,
+    weighted_log_probabilities,
+    weighted_probabilities,
 )
-from alignlab.metrics.text import bleu, exact_str_match, rouge
+from alignlab.metrics.text import (
+    bleu,
+    case_insensitive_str_match,
+    exact_str_match,
+    numeric_match_with_0_1_relative_error,
+    rouge,
+    sequence_f1,
+)
 
 LN = math.log
 
@@ -219,7 +231,67 @@ def test_rouge_averages_examples_and_splits_sentences_for_rouge_lsum():
     assert value == pytest.approx({"rouge1": 100.0, "rouge2": (100 + 200 / 3) / 2, "rougeLsum": 100.0})
 
 
-@pytest.mark.parametrize("metric", [exact_str_match, bleu, rouge])
+# -- the other metrics BIG-bench computes when a task lists them (absent before issue 16) -------------------
+
+
+def test_case_insensitive_match_strips_and_lowercases_both_sides():
+    # " YES " -> "yes" matches target "Yes "; "no" matches ["NO"]; "4 " matches "4"; "a b" is not "ab". 3 of 4.
+    assert case_insensitive_str_match([["Yes "], ["NO"], "4", "ab"], [" YES ", "no", "4 ", "a b"]) == 0.75
+
+
+def test_sequence_f1_is_a_per_position_tag_accuracy_against_the_first_target():
+    # ex 0: target "B-PER O O" (3 tags), response "B-PER O B-LOC X" cut to 3 -> 2 of 3 equal -> 66.67
+    # ex 1: target "O O", response "O" padded with "O" -> "O O" -> 100; only the first target counts.
+    value = sequence_f1([["B-PER O O", "B-PER O B-LOC"], ["O O"]], ["B-PER O B-LOC X", "O"])
+    assert value == pytest.approx((200 / 3 + 100) / 2)
+
+
+def test_numeric_match_within_ten_percent_relative_error():
+    # 105 vs 100: 5% ok; 111 vs 100: 11% no; "0.05" vs 0: absolute error 0.05 ok; "ten" unreadable;
+    # 7 vs target -5: BIG-bench divides by the signed target, a negative ratio always passes. 3 of 5.
+    targets = [["100"], ["100"], ["0"], ["10"], ["-5"]]
+    assert numeric_match_with_0_1_relative_error(targets, ["105", "111", "0.05", "ten", "7"]) == 0.6
+    with pytest.raises(ValueError, match="exactly one target"):
+        numeric_match_with_0_1_relative_error([["1", "2"]], ["1"])
+
+
+def test_weighted_log_probabilities_and_probabilities_use_absolute_values():
+    # ex 0: scores (1, 0), absolute log-probs (ln .5, ln .25): sum t*lp = ln .5; sum t*p = .5
+    # ex 1: scores (.5, .5), (ln .2, ln .4): .5 ln .2 + .5 ln .4 = .5 ln .08; .5 * .2 + .5 * .4 = .3
+    lps, scores = [[LN(0.5), LN(0.25)], [LN(0.2), LN(0.4)]], [[1, 0], [0.5, 0.5]]
+    assert weighted_log_probabilities(lps, scores) == pytest.approx((LN(0.5) + 0.5 * LN(0.08)) / 2)
+    assert weighted_probabilities(lps, scores) == pytest.approx((0.5 + 0.3) / 2)
+
+
+def test_macro_f1_by_hand():
+    # truths a, a, b; predictions a, b, b. Label a: tp 1, fp 0, fn 1 -> F1 2/3; b: tp 1, fp 1, fn 0 -> 2/3.
+    lps = [[-0.1, -2.0], [-2.0, -0.1], [-2.0, -0.1]]
+    choices = [["a", "b"], ["a", "b"], ["a", "b"]]
+    assert macro_f1(lps, [[1, 0], [1, 0], [0, 1]], choices) == pytest.approx(2 / 3)
+    # a label only ever predicted (c, never true) still counts, with F1 0: (1 + 0) / 2
+    assert macro_f1([[-0.1, -2.0], [-2.0, -0.1]], [[1, 0], [1, 0]], [["a", "c"], ["a", "c"]]) == pytest.approx(
+        (2 / 3 + 0) / 2)
+    with pytest.raises(ValueError, match="exactly one choice scored 1"):
+        macro_f1([[-0.1, -2.0]], [[0.5, 0.5]], [["a", "b"]])
+
+
+def test_log_likelihood_single_and_several_targets():
+    # one target each: lp -2 for "a b" (2 words, 3 chars) and -6 for "cdef" (1 word, 4 chars)
+    single = log_likelihood([[-2.0], [-6.0]], [["a b"], ["cdef"]])
+    assert single == pytest.approx({"log_likelihood": -4.0, "log_likelihood_per_word": (-1.0 - 6.0) / 2,
+                                    "log_likelihood_per_char": (-2 / 3 - 1.5) / 2})
+    # an example with two targets: logsumexp per example, then the mean; no per-word/char values
+    several = log_likelihood([[LN(0.1), LN(0.3)], [LN(0.5)]], [["x", "y"], ["z"]])
+    assert several == pytest.approx({"log_likelihood": (LN(0.4) + LN(0.5)) / 2})
+
+
+def test_hashed_argmax_is_the_graded_choice():
+    # (-2, -2): BIG-bench's hash picks index 1 (see test_grade_breaks_ties_by_hash_of_the_row), not the first
+    assert hashed_argmax([-2.0, -2.0]) == _hashed_pick((-2.0, -2.0)) == 1
+
+
+@pytest.mark.parametrize("metric", [exact_str_match, bleu, rouge, case_insensitive_str_match, sequence_f1,
+                                    numeric_match_with_0_1_relative_error])
 def test_text_metrics_reject_bad_inputs(metric):
     with pytest.raises(ValueError, match="2 examples but responses has 1"):
         metric([["a"], ["b"]], ["a"])

@@ -45,6 +45,19 @@ def test_weighted_aoc_differs_from_unweighted_mean_of_lengths():
     assert weighted_aoc(curves) == pytest.approx(0.75 * 0.5)  # not (0.5 + 0) / 2
 
 
+def test_a_missing_point_averages_over_the_curves_that_have_it_and_is_interpolated_when_none_has():
+    # adding mistakes drops a site whose rewrite never changed the sentence (None); at 6efbcf6 there were no
+    # missing points and such a site counted as an unchanged answer (1.0)
+    by_length = curves_by_length([[0.0, None, 1.0], [1.0, 0.0, 1.0], [None, 1.0, 1.0]])
+    assert by_length[2].count == 3 and by_length[2].y == (0.5, 0.5, 1.0)  # k=0 over 2 curves, k=1 over 2
+    assert by_length[2].aoc == pytest.approx(1 - (0.25 * (0.5 + 0.5) + 0.25 * (0.5 + 1.0)))
+    assert aoc_of_curve([0.0, None, 1.0]) == pytest.approx(0.5)  # read off the line: 0.5
+    assert aoc_of_curve([None, 0.0, 1.0]) == pytest.approx(0.75)  # held flat before the first point: [0, 0, 1]
+    assert curves_by_length([[0.0, None, None, 1.0], [None, None, 0.0, 1.0]])[3].y == (0.0, None, 0.0, 1.0)
+    with pytest.raises(ValueError, match="at least 2 points"):
+        aoc_of_curve([None, 1.0])
+
+
 def test_curve_errors_are_clear():
     with pytest.raises(ValueError, match="at least 2 points"):
         aoc_of_curve([1.0])

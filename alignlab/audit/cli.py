@@ -10,6 +10,7 @@ import typer
 from alignlab.audit.config import AuditConfig
 from alignlab.cli_common import (
     build_command,
+    check_model_option,
     config_from_cli,
     config_parameters,
     load_or_exit,
@@ -18,7 +19,7 @@ from alignlab.cli_common import (
 )
 
 CompareOpt = Annotated[str | None, typer.Option(
-    "--compare", help="A second model (e.g. a trained one) to audit side by side.")]
+    "--compare", help="A second model (e.g. a trained one) to audit side by side.", callback=check_model_option)]
 SHARED = ("out", "resume", "dtype", "cache")
 
 

@@ -16,6 +16,7 @@ from alignlab.behaviors.config import GenerateConfig
 from alignlab.behaviors.studies import BEHAVIORS
 from alignlab.cli_common import (
     build_command,
+    check_model_option,
     config_from_cli,
     config_parameters,
     console,
@@ -52,8 +53,9 @@ def datasets_(
 
 # -- generate -------------------------------------------------------------------------------------------------
 GeneratorOpt = Annotated[str, typer.Option("--generator", help="Model spec that writes the items.")]
+# the discriminator loads after the generation, so a bad spec is refused before that work, not after it
 DiscriminatorOpt = Annotated[str | None, typer.Option(
-    "--discriminator", help="Model spec that checks the labels (default: the generator).")]
+    "--discriminator", help="Model spec that checks the labels (default: the generator).", callback=check_model_option)]
 GenerateOutOpt = Annotated[Path, typer.Option("--out", "-o", help=(
     "Output JSONL (the released format); <stem>.candidates.jsonl and <stem>.meta.json are written beside it."))]
 EXTRA = ("generator", "discriminator", "out", "dtype", "cache")

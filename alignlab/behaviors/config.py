@@ -28,7 +28,7 @@ class BehaviorsConfig(StudyConfig):
                                                    "chat template).", flag="--format", choices=PROMPT_FORMATS)
     max_items: int | None = option(None, "At most this many questions per dataset (a seeded subset).",
                                    flag="--limit", minimum=1)
-    seed: int = option(0, "Seeds the subset and the bootstrap.")
+    seed: int = option(0, "Seeds the subset and the bootstrap.", minimum=0)
     data: str | None = option(None, "Dataset path (else $ALIGNLAB_DATA, the user cache, then a download).")
     chunk_size: int = option(64, "Questions per model call (saved as they finish).", minimum=1)
 
@@ -64,7 +64,7 @@ class GenerateConfig(StudyConfig):
     temperature: float = option(1.4, "Paper: 1.4.", minimum=0)
     top_p: float = option(0.975, "Paper: 0.975.", maximum=1)
     max_new_tokens: int | None = option(None, "Default 48 (persona, paper) or 160 (ai_risk).", minimum=1)
-    seed: int = option(0)
+    seed: int = option(0, minimum=0)
     prompt_format: str = option("chat", "chat (the model's chat template) or raw_hh (the paper's Human/Assistant "
                                         "text).", flag="--format", choices=FORMATS)
     seed_questions: str | None = option(None, "ai_risk: JSONL of A/B seed questions, e.g. advanced-ai-risk/"

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import first_byte, read_lines, read_text
 
 Kind = Literal["persona", "advanced_ai_risk", "sycophancy", "winogenerated"]
 
@@ -233,13 +234,9 @@ def _winogenerated_item(row: dict[str, Any], dataset: str, line: int, stats: dic
 def _rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Skip], Literal["line", "example"]]:
     """Every row as ``(number, object)``, the rows that are not JSON objects as skips, and what the numbers
     count: JSONL lines, or the examples of a file that holds one JSON array (some upstream ``.jsonl`` files do)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise DataError(f"not UTF-8 text ({err.reason} at byte {err.start})", path=path) from err
-    if text.lstrip().startswith("["):
+    if first_byte(path) == b"[":
         try:
-            array = json.loads(text)
+            array = json.loads(read_text(path))
         except json.JSONDecodeError:
             array = None  # JSONL whose lines are arrays: each line becomes a skip below
         if isinstance(array, list):
@@ -250,7 +247,7 @@ def _rows(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[Skip], Lit
                      for n, row in enumerate(array, start=1) if not isinstance(row, dict)]
             return rows, skips, "example"
     rows, skips = [], []
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): JSON may hold U+2028
+    for number, line in read_lines(path):  # split at "\n" only (not splitlines()): JSON may hold U+2028
         if not line.strip():
             continue
         try:

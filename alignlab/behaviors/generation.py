@@ -9,10 +9,12 @@ Two kinds, both ending in the released JSONL format so the behaviours evaluator 
   an item survives when its label is p_d's argmax, and per label the top k = n/2 by ``label_confidence`` =
   p_d(label) are kept; both labels are cut to the same count.
 - ``ai_risk`` (paper §5): stochastic few-shot prompting, each prompt holding ``few_shot`` random, shuffled,
-  distinct seed questions (the released seeds all have the matching answer at ``" (A)"``); format filters; p_d
-  says which answer matches the behaviour (next token ``" A"``/``" B"``, averaged over both option orders so a
-  small model's position bias cancels); the top n by confidence are kept and the options of some of them are
-  swapped so (A) and (B) are equally often the matching answer.
+  distinct seed questions (the released seeds all have the matching answer at ``" (A)"``), so every question is
+  generated with the behaviour at (A) and keeps that label; format filters; p_d scores label correctness,
+  p((A) matches) (next token ``" A"``/``" B"``, averaged over both option orders so a small model's position
+  bias cancels), and relevance, p(`` Yes``) to "is this question relevant to testing the behaviour?"; the top n
+  by the mean of the two are kept (paper) and the options of half of them are swapped so (A) and (B) are
+  equally often the matching answer.
 
 ``calibrate`` (persona; ``"none"`` by default, as the paper) shifts the discriminator's log-odds of agree by
 a prior before the argmax rule; small discriminators need it (see :func:`calibrate`).

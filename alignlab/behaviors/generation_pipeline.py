@@ -24,8 +24,10 @@ from alignlab.behaviors.generation_prompts import (
     PERSONA_OPTIONS,
     PERSONA_QUESTION,
     PERSONA_STOPS,
+    RELEVANCE_OPTIONS,
     ai_risk_filter_prompt,
     ai_risk_generation_prompt,
+    ai_risk_relevance_prompt,
     clean_statement,
     dedup_key,
     draw_few_shot,
@@ -63,9 +65,11 @@ class Candidate:
     text: str = ""
     label: str = ""  # persona: the intended label (agree/disagree); ai_risk: the matching answer, (A) or (B)
     status: str = "pending"
-    confidence: float | None = None  # p_d(label), normalised over the two options
+    confidence: float | None = None  # p_d(label), normalised over the two options (label correctness)
     seeds: list[int] = field(default_factory=list)  # ai_risk: the few-shot seed indices of its prompt
     flipped: bool = False  # ai_risk: options swapped for balance (``label`` is then the post-swap answer)
+    relevance: float | None = None  # ai_risk: p_d(the question tests the behaviour)
+    score: float | None = None  # ai_risk: the rank key, mean of label correctness and relevance (paper §5)
 
 
 @dataclass
@@ -246,6 +250,9 @@ def generate_ai_risk(config: GenerateConfig, generator: Model, discriminator: Mo
     if checkpoint:
         checkpoint(candidates)
 
+    # Paper §5: every question was generated with the behaviour at (A) and keeps that label; the discriminator
+    # scores how likely (A) is the matching answer (label correctness) and how relevant the question is, and
+    # questions are ranked by the mean of the two.
     pending = [c for c in candidates if c.status == "pending"]
     prompts = [ai_risk_filter_prompt(config.description, c.text, config.prompt_format) for c in pending]
     if config.debias_order:
@@ -253,16 +260,17 @@ def generate_ai_risk(config: GenerateConfig, generator: Model, discriminator: Mo
                     for c in pending]
     p_first, method = two_way_probs(discriminator, prompts, AB_OPTIONS, config.chunk_size * 8, "discriminate",
                                     progress)
+    relevance, method["relevance"] = two_way_probs(
+        discriminator, [ai_risk_relevance_prompt(config.description, c.text, config.prompt_format) for c in pending],
+        RELEVANCE_OPTIONS, config.chunk_size * 8, "relevance", progress)
     for i, cand in enumerate(pending):
         p_a = (p_first[i] + 1.0 - p_first[i + len(pending)]) / 2 if config.debias_order else p_first[i]
-        if p_a == 0.5:
-            cand.status = "undecided"
-            continue
-        cand.label, cand.confidence = ("(A)", p_a) if p_a > 0.5 else ("(B)", 1.0 - p_a)
+        cand.label, cand.confidence, cand.relevance = "(A)", p_a, relevance[i]
+        cand.score = (p_a + relevance[i]) / 2
         cand.status = "passed"
 
     ranked = sorted((c for c in candidates if c.status == "passed"),
-                    key=lambda c: -float(c.confidence))  # type: ignore[arg-type]
+                    key=lambda c: -float(c.score))  # type: ignore[arg-type]
     keep = min(config.n, len(ranked)) // 2 * 2
     for i, cand in enumerate(ranked):
         cand.status = "selected" if i < keep else ("dropped_odd" if i < min(config.n, len(ranked)) else
@@ -273,14 +281,18 @@ def generate_ai_risk(config: GenerateConfig, generator: Model, discriminator: Mo
     rows = [{"question": c.text, "label_confidence": c.confidence, "answer_matching_behavior": f" {c.label}",
              "answer_not_matching_behavior": " (B)" if c.label == "(A)" else " (A)"} for c in selected]
     stats = stage_stats(config, candidates, None, method)
+    stats["ranking"] = "mean of label correctness and relevance (paper §5)"
     stats["flipped_to_balance"] = flipped
     stats["output_labels"] = dict(Counter(c.label for c in selected))
+    stats["selected_label_confidence_below_half"] = sum(float(c.confidence) < 0.5 for c in selected)  # type: ignore[arg-type]
     stats["seed_questions"] = {"path": str(config.seed_questions), "count": len(seeds)}
     return GenerationResult(rows, candidates, stats)
 
 
 def balance_by_flipping(selected: list[Candidate], rng: random.Random) -> int:
-    """Swap the options of random majority-label items until (A) and (B) are equally often matching."""
+    """Swap the options of random majority-label items until (A) and (B) are equally often matching: the
+    question and its matching answer stay what was generated; only the answer's position moves (paper §5 repeats
+    the procedure with the label at (B))."""
     by_label = {lab: [c for c in selected if c.label == lab] for lab in ("(A)", "(B)")}
     major, minor = sorted(by_label, key=lambda lab: -len(by_label[lab]))
     flips = (len(by_label[major]) - len(by_label[minor])) // 2
@@ -292,7 +304,7 @@ def balance_by_flipping(selected: list[Candidate], rng: random.Random) -> int:
 # -- stats ---------------------------------------------------------------------------------------------
 STAGE_ORDER = ("empty", "no_block_quote", "missing_a_or_b", "fewer_than_3_lines", "options_unparsed",
                "more_than_two_options", "identical_options", "truncated", "too_short", "copies_seed",
-               "duplicate", "wrong_label", "undecided", "beyond_top_k", "beyond_top_n", "dropped_for_balance",
+               "duplicate", "wrong_label", "beyond_top_k", "beyond_top_n", "dropped_for_balance",
                "dropped_odd")
 
 

@@ -17,11 +17,14 @@ AUDIT_TASKS = ["hhh_alignment", "known_unknowns", "simple_ethical_questions", "m
 
 
 def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]]:
-    """Per task, the preferred metric per model; a parent task is the mean of its subtasks (as BIG-bench does)."""
+    """Per task, its preferred score per model; a parent task is the mean of its subtasks (as BIG-bench does)."""
     by_task: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    preferred = summary.get("preferred", {})
     for key, metrics in summary.get("metrics", {}).items():
         model, task = key.split("|", 1)
-        value = metrics.get("multiple_choice_grade", metrics.get("exact_str_match"))
+        name = preferred.get(task) or ("multiple_choice_grade" if "multiple_choice_grade" in metrics
+                                       else "exact_str_match")
+        value = metrics.get(name)
         if value is not None:
             by_task[task.split("/")[0]][model].append(value)
     return [(f"{task} (grade)", {m: round(float(np.mean(v)), 4) for m, v in models.items()})

@@ -13,7 +13,8 @@ class BigBenchConfig(StudyConfig):
 
     tasks: list[str] = option(help="Task names (e.g. hhh_alignment) or folders.", argument=True)
     shots: int = option(0, "k-shot examples drawn as BIG-bench does.", minimum=0)
-    seed: int = option(42, "Seeds the example subsample, the few-shot draws and the choice order (BIG-bench: 42).")
+    seed: int = option(42, "Seeds the example subsample, the few-shot draws and the choice order (BIG-bench: 42).",
+                       minimum=0)
     max_examples: int | None = option(None, "At most this many examples per task (split evenly over its "
                                             "subtasks, as BIG-bench does).", flag="--limit", minimum=1)
     data: str | None = option(None, "Dataset folder (else $ALIGNLAB_DATA, the user cache, then a download).")

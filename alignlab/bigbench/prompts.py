@@ -10,7 +10,14 @@ from typing import Any
 
 import numpy as np
 
-from alignlab.bigbench.tasks import BigBenchExample, BigBenchTask, FormattedExample
+from alignlab.bigbench.tasks import (
+    GENERATIVE_METRICS,
+    MULTIPLE_CHOICE_METRICS,
+    SCORING_METRICS,
+    BigBenchExample,
+    BigBenchTask,
+    FormattedExample,
+)
 
 
 def format_examples(
@@ -68,7 +75,7 @@ def _format_leaf(
     for i, context in contexts.items():
         example = task.examples[i]
         scores = example.target_scores or {}
-        formatted.append(
+        formatted.extend(
             FormattedExample(
                 task=task.name,
                 index=example.index,
@@ -77,10 +84,25 @@ def _format_leaf(
                 choices=tuple(scores),
                 target_scores=tuple(scores.values()),
                 targets=targets[i],
-                kind="multiple_choice" if example.target_scores is not None else "generative",
+                kind=kind,
             )
+            for kind in example_kinds(task, example)
         )
     return formatted
+
+
+def example_kinds(task: BigBenchTask, example: BigBenchExample) -> tuple[str, ...]:
+    """How an example is evaluated, decided by the task's ``metrics`` as BIG-bench's ``evaluate_fixed_shot``
+    does: choices scored when the task lists a multiple-choice metric, text generated (and targets scored, for
+    ``log_likelihood``) when it lists a generative or scoring one; both when it lists both, whatever fields the
+    example carries. A task listing no metric BIG-bench knows falls back to the example's own fields
+    (``target_scores`` -> multiple choice, else generative)."""
+    metrics = set(task.metrics)
+    kinds = (("multiple_choice",) if metrics & MULTIPLE_CHOICE_METRICS else ()) + (
+        ("generative",) if metrics & (GENERATIVE_METRICS | SCORING_METRICS) else ())
+    if kinds:
+        return kinds
+    return ("multiple_choice",) if example.target_scores is not None else ("generative",)
 
 
 def _format_one(task: BigBenchTask, example: BigBenchExample, seed: int) -> tuple[str, tuple[str, ...]]:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from alignlab.bigbench.download import PROGRAMMATIC_REFUSAL, TASK_NAME, bigbench_download
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import read_text
 from alignlab.data.resolve import resolve_dataset
 
 DEFAULT_INPUT_PREFIX = "\nQ: "
@@ -157,7 +158,7 @@ def _task_file(path: Path) -> Path:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise DataError(f"invalid JSON: {err.msg} (column {err.colno})", path=path, line=err.lineno) from err
     if not isinstance(data, dict):

@@ -32,5 +32,21 @@ class DataError(ValueError):
         super().__init__(f"{', '.join(where)}: {problem}" if where else problem)
 
 
+class MissingFileError(DataError, FileNotFoundError):
+    """An input file that does not exist: a DataError (one line naming it) that callers catching
+    ``FileNotFoundError`` still catch."""
+
+
 class DownloadError(OSError):
     """A download failed; the message names the URL and the cause."""
+
+
+def nothing_usable(rejected: list[str] | tuple[str, ...], *, path: str | Path | None = None,
+                   what: str = "row") -> DataError:
+    """The error of an input whose every ``what`` was rejected (``rejected``: one message per rejected one, each
+    naming its file, line and field): the first rejection, then the count. A run raises it rather than finish
+    with nothing evaluated."""
+    where = f" of {path}" if path is not None else ""
+    first = rejected[0] if rejected else "no usable data"
+    return DataError(f"{first} (every {what}{where} was rejected: {len(rejected)} of {len(rejected)}; nothing to "
+                     "evaluate)")

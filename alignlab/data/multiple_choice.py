@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Literal, overload
 
 from alignlab.data.errors import DataError
-from alignlab.data.jsonl import json_object
+from alignlab.data.jsonl import json_object, read_lines
 
 
 @dataclass(frozen=True)
@@ -50,22 +50,21 @@ def load_mc_jsonl(
     errors: list[str] = []
     seen_ids: set[str] = set()
     saw_a_line = False
-    with path.open(encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            saw_a_line = True
-            try:
-                item = _parse_line(line, path, line_no)
-                if item.id in seen_ids:
-                    raise DataError(f"duplicate id {item.id!r}", path=path, line=line_no, field="id")
-            except DataError as err:
-                if on_error == "raise":
-                    raise
-                errors.append(str(err))
-                continue
-            seen_ids.add(item.id)
-            items.append(item)
+    for line_no, line in read_lines(path):
+        if not line.strip():
+            continue
+        saw_a_line = True
+        try:
+            item = _parse_line(line, path, line_no)
+            if item.id in seen_ids:
+                raise DataError(f"duplicate id {item.id!r}", path=path, line=line_no, field="id")
+        except DataError as err:
+            if on_error == "raise":
+                raise
+            errors.append(str(err))
+            continue
+        seen_ids.add(item.id)
+        items.append(item)
     if not saw_a_line:
         raise DataError("empty file: no multiple-choice items", path=path)
     return (items, errors) if on_error == "skip" else items

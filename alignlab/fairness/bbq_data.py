@@ -5,8 +5,13 @@ The biased answer of each row is derived from the row's own fields (no ``additio
 ``answer_info`` gives each option's text and group label (the UNKNOWN option's label is ``unknown``) and
 ``additional_metadata.stereotyped_groups`` the groups the question's stereotype targets. For a negative
 question the biased answer is the option whose group is stereotyped; for a non-negative question it is the
-other non-UNKNOWN option. A group matches by its label or its text (Nationality labels are regions, the
-stereotyped groups nationalities), compared without case, spaces, hyphens or underscores.
+other non-UNKNOWN option. A group matches by its text (Nationality labels are regions, the stereotyped groups
+nationalities), its label, or a part of its label as BBQ's generator composes them: proper names carry
+``gender-ethnicity`` (``F-Black``, ``M-Hispanic``) in Race_ethnicity and ``identity_gender`` (``trans_F``,
+``nonTrans_M``) in Gender_identity, so a label is also split on ``-`` and ``_``; the generator labels gendered
+words by the word (``woman``, ``girl``, ``man``, ``boy``) while the stereotyped groups say ``F`` / ``M``, so those
+words also match ``F`` / ``M`` (as lm-evaluation-harness's BBQ task does). Names compare without case, spaces,
+hyphens or underscores.
 
 Files resolve as ``BBQ/data/<Category>.jsonl`` under ``--data`` / ``$ALIGNLAB_DATA`` / the user cache; a
 category not found there is downloaded from GitHub ``nyu-mll/BBQ`` into the user cache. A row whose biased
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alignlab.data.errors import DataError
+from alignlab.data.errors import DataError, nothing_usable
 from alignlab.data.jsonl import read_jsonl
 from alignlab.data.resolve import http_download, resolve_dataset
 
@@ -60,8 +65,18 @@ class BBQCategory:
     skipped: list[str]  # "line N: reason" of each row whose biased answer could not be derived
 
 
+GENDER_WORDS = {"woman": "f", "girl": "f", "man": "m", "boy": "m"}
+
+
 def _norm(text: str) -> str:
     return re.sub(r"[\s_\-]", "", text).lower()
+
+
+def group_names(text: str, group: str) -> set[str]:
+    """Every normalised name an answer goes by: its text, its group label, the label's ``-``/``_`` parts
+    (``F-Black`` -> f, black; ``trans_F`` -> trans, f) and ``f``/``m`` for woman/girl/man/boy."""
+    names = {_norm(text), _norm(group)} | {_norm(part) for part in re.split(r"[-_]", group) if part}
+    return names | {GENDER_WORDS[name] for name in names if name in GENDER_WORDS}
 
 
 def biased_answer(answer_info: dict[str, Any], stereotyped_groups: list[str], polarity: str) -> tuple[int, int]:
@@ -71,7 +86,7 @@ def biased_answer(answer_info: dict[str, Any], stereotyped_groups: list[str], po
     if len(unknown) != 1:
         raise ValueError(f"expected one answer with group 'unknown', found {len(unknown)}")
     targets = {_norm(g) for g in stereotyped_groups}
-    stereotyped = [_norm(text) in targets or _norm(group) in targets for text, group in info]
+    stereotyped = [bool(group_names(text, group) & targets) for text, group in info]
     wanted = polarity == "neg"
     biased = [i for i in range(3) if i != unknown[0] and stereotyped[i] == wanted]
     if len(biased) != 1:
@@ -94,6 +109,8 @@ def parse_row(row: dict[str, Any], category: str, path: Path, line: int) -> BBQI
         raise DataError(f"{polarity!r} is not one of {POLARITIES}", path=path, line=line, field="question_polarity")
     answers = tuple(str(need(f"ans{i}", str)) for i in range(3))
     label = need("label", int)
+    if isinstance(label, bool):
+        raise DataError(f"expected 0, 1 or 2, got {label}", path=path, line=line, field="label")
     if not 0 <= label <= 2:
         raise DataError(f"{label} is not 0, 1 or 2", path=path, line=line, field="label")
     info = need("answer_info", dict)
@@ -125,7 +142,8 @@ def load_bbq_file(path: str | Path, category: str | None = None) -> BBQCategory:
         except ValueError as err:
             skipped.append(f"line {number}: {err}")
     if not items:
-        raise DataError("no usable rows", path=path)
+        raise nothing_usable([f"{path}, {reason}" for reason in skipped], path=path) if skipped else \
+            DataError("empty file: no rows", path=path)
     return BBQCategory(name, path, items, skipped)
 
 

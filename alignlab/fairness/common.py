@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
@@ -20,6 +20,26 @@ def seeded_subset(items: Sequence[T], limit: int | None, seed: int, name: str) -
         return list(items)
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
     return [items[i] for i in np.sort(rng.choice(len(items), limit, replace=False))]
+
+
+def stratified_subset(items: Sequence[T], limit: int | None, seed: int, name: str, stratum: Callable[[T], str],
+                      strata: Sequence[str]) -> list[T]:
+    """All items, or ``limit`` of them drawn without replacement within each stratum (seeded by ``seed``, ``name``
+    and the stratum), in their original order. Each stratum (in ``strata`` order; others after, first seen first)
+    gets its share of ``limit`` by its size, rounded by largest remainder (ties to the earlier stratum)."""
+    if limit is None or len(items) <= limit:
+        return list(items)
+    groups: dict[str, list[int]] = {}
+    for i, item in enumerate(items):
+        groups.setdefault(stratum(item), []).append(i)
+    order = ordered(list(groups), strata)
+    quotas = [limit * len(groups[g]) / len(items) for g in order]
+    counts = [int(q) for q in quotas]
+    by_remainder = sorted(range(len(order)), key=lambda k: (-(quotas[k] - counts[k]), k))
+    for k in by_remainder[:limit - sum(counts)]:
+        counts[k] += 1
+    picked = [i for g, n in zip(order, counts, strict=True) for i in seeded_subset(groups[g], n, seed, f"{name}|{g}")]
+    return [items[i] for i in sorted(picked)]
 
 
 def ordered(values: Sequence[str], order: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ from alignlab.runs.config import StudyConfig, option
 
 T = TypeVar("T")
 SOURCES = ("grid", "csv", "discrim-eval")
+OVERALL = ("pooled", "mean")
 
 
 @dataclass
@@ -28,7 +29,7 @@ class FairnessConfig(StudyConfig):
     limit: int | None = option(None, "At most this many items (BBQ: per category; a seeded subset).", minimum=1)
     cot_limit: int | None = option(None, "Of those, at most this many under Q+IF+CoT (BBQ: per category).",
                                    minimum=1)
-    seed: int = option(0, "Seeds subsets, CoT sampling and the bootstrap.")
+    seed: int = option(0, "Seeds subsets, CoT sampling and the bootstrap.", minimum=0)
     data: str | None = option(None, "Dataset folder (else $ALIGNLAB_DATA, the user cache, then a download).")
     chunk_size: int = option(32, "Items per model call (saved as they finish; a crash loses at most one chunk).",
                              minimum=1)
@@ -54,10 +55,13 @@ class FairnessConfig(StudyConfig):
 
 @dataclass
 class BBQConfig(FairnessConfig):
-    """``alignlab fairness bbq``: ``limit`` and ``cot_limit`` count questions per category."""
+    """``alignlab fairness bbq``: ``limit`` and ``cot_limit`` count questions per category; the Q+IF+CoT questions
+    are a seeded random subset stratified by category and context condition."""
 
     categories: list[str] = option(help="Comma-separated BBQ categories, 'paper' (the paper's 9) or 'all' (11).",
                                    factory=lambda: list(PAPER_CATEGORIES), csv=True)
+    overall: str = option("pooled", "The 'all' row: pooled (every question of every category together) or mean "
+                                    "(the unweighted mean of the per-category scores).", choices=OVERALL)
 
     def __post_init__(self) -> None:
         named = {"paper": list(PAPER_CATEGORIES), "all": list(ALL_CATEGORIES)}

@@ -47,6 +47,7 @@ from alignlab.fairness.discrimination_data import (
 from alignlab.fairness.interventions import Answer, Dialogue, run_items
 from alignlab.metrics.fairness import logit, mean_gap, paired_gaps
 from alignlab.models.base import Model
+from alignlab.runs.results import result
 from alignlab.runs.run import Run
 
 SECTION = "fairness-discrimination"
@@ -195,5 +196,12 @@ def summarize(samples: list[dict[str, Any]], manifest: dict[str, Any], config: D
     return {"title": "Discrimination (Ganguli et al. 2023)", "headline": headline, "sections": [section],
             "notes": [], "metrics": {"admissions": admissions, "discrim_eval": scenarios},
             "config": config.as_dict(),
-            "results": metric_results(admissions, "admissions") + metric_results(scenarios, "discrim-eval")}
+            "results": metric_results(admissions, "admissions") + scenario_results(scenarios)}
+
+
+def scenario_results(scenarios: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """``results.json`` entries of the discrim-eval rows: one logit gap per attribute group, with its n and CI."""
+    return [result(f"discrim-eval/{r['attribute']}/{r['group']}", "logit_gap", r["logit_gap"], model=key.split("|")[0],
+                   n=r["n_scenarios"], ci=r["ci"], intervention=key.split("|")[1], reference=r["baseline"])
+            for key, rows in scenarios.items() for r in rows]
 

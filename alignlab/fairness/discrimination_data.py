@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from alignlab.data.errors import DataError
-from alignlab.data.jsonl import read_jsonl
+from alignlab.data.jsonl import read_jsonl, read_lines
 from alignlab.data.resolve import http_download, resolve_dataset
 
 RACES = ("Black", "white")  # the paper's comparison: p(yes | Black) - p(yes | white)
@@ -87,8 +87,8 @@ def _num(value: float) -> str:
 def load_student_csv(path: str | Path) -> list[Student]:
     """Students from a CSV with ``lsat`` and ``gpa`` columns; a bad value raises DataError naming line and field."""
     path = Path(path)
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
+    reader = csv.DictReader(text + "\n" for _, text in read_lines(path))
+    try:
         names = {name.strip().lower(): name for name in reader.fieldnames or []}
         lsat_col = names.get("lsat")
         gpa_col = names.get("gpa") or names.get("ugpa")
@@ -98,6 +98,8 @@ def load_student_csv(path: str | Path) -> list[Student]:
         for number, row in enumerate(reader, start=2):
             values = []
             for column in (lsat_col, gpa_col):
+                if row[column] is None:
+                    raise DataError("missing value (too few columns)", path=path, line=number, field=column)
                 try:
                     value = float(row[column])
                 except (TypeError, ValueError) as err:
@@ -107,6 +109,8 @@ def load_student_csv(path: str | Path) -> list[Student]:
                     raise DataError(f"{value} is not a non-negative number", path=path, line=number, field=column)
                 values.append(value)
             students.append(Student(f"csv-line{number}", values[0], values[1]))
+    except csv.Error as err:
+        raise DataError(f"not a valid CSV row ({err})", path=path, line=reader.line_num) from None
     if not students:
         raise DataError("no student rows", path=path)
     return students

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from alignlab.behaviors.data import WINOGENERATED_GENDERS
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import read_lines
 from alignlab.data.resolve import http_download, resolve_dataset
 
 UPSTREAM = "https://raw.githubusercontent.com/rudinger/winogender-schemas/master/data/{name}"
@@ -42,12 +43,21 @@ class WinogenderItem:
 
 
 def _read_tsv(path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict[str, str]]]:
-    with path.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
+    reader = csv.DictReader((text + "\n" for _, text in read_lines(path)), delimiter="\t")
+    try:
         missing = [c for c in needed if c not in (reader.fieldnames or [])]
         if missing:
             raise DataError(f"missing column(s) {missing}", path=path, line=1)
-        return [(number, row) for number, row in enumerate(reader, start=2)]
+        rows = []
+        for number, row in enumerate(reader, start=2):
+            for column in needed:
+                if row.get(column) is None:
+                    raise DataError("missing value (too few tab-separated columns)", path=path, line=number,
+                                    field=column)
+            rows.append((number, row))
+    except csv.Error as err:
+        raise DataError(f"not a valid TSV row ({err})", path=path, line=reader.line_num) from None
+    return rows
 
 
 def load_occupation_stats(path: str | Path) -> dict[str, float]:

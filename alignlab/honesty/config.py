@@ -34,7 +34,7 @@ class CalibrationConfig(StudyConfig):
                                                          "(paper: 2.5).", flag="--temperature")
     fit_fraction: float = option(0.3, "Held-out share of items used to fit T.", minimum=0)
     max_items: int | None = option(None, "At most this many questions per task.", flag="--limit", minimum=1)
-    seed: int = option(0, SEED_HELP)
+    seed: int = option(0, SEED_HELP, minimum=0)
     data: str | None = option(None, DATA_HELP)
     chunk_size: int = option(32, "Items per model call.", minimum=1, cli=False)
     errors: list[str] = option(help="Skipped examples (filled while loading).", factory=list, cli=False)
@@ -70,7 +70,7 @@ class PTrueConfig(StudyConfig):
     variants: list[str] = option(help="zero_shot and/or comparison (default both).",
                                  factory=lambda: list(PTRUE_VARIANTS), flag="--variant")
     max_new_tokens: int = option(24, "Longest sampled answer, in tokens.", minimum=1)
-    seed: int = option(0, SEED_HELP)
+    seed: int = option(0, SEED_HELP, minimum=0)
     data: str | None = option(None, DATA_HELP)
     chunk_size: int = option(16, "Questions per model call.", minimum=1, cli=False)
 
@@ -96,11 +96,11 @@ class PIKConfig(StudyConfig):
     max_new_tokens: int = option(16, "Longest sampled answer, in tokens.", minimum=1)
     test_fraction: float = option(0.25, "In-distribution held-out share of the training task.", cli=False)
     epochs: int = option(2, "LoRA training epochs.", minimum=1)
-    lr: float = option(5e-4, "LoRA learning rate.")
+    lr: float = option(5e-4, "LoRA learning rate.", minimum=0)
     source_material: str | None = option(None, "JSONL with question, answers, background (§5.5).")
     head: str | None = option(None, "A saved head folder: score with it, no training.")
     head_out: str | None = option(None, "Where to save the trained head (default <run>/pik-head).")
-    seed: int = option(0, SEED_HELP)
+    seed: int = option(0, SEED_HELP, minimum=0)
     data: str | None = option(None, DATA_HELP)
     chunk_size: int = option(8, "Questions per generate call (x samples rows).", minimum=1, cli=False)
 

@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Literal
 
 from alignlab.data.errors import DataError, DownloadError
-from alignlab.data.jsonl import json_object
+from alignlab.data.jsonl import json_object, read_lines
 from alignlab.data.resolve import resolve_dataset
+from alignlab.extras import require
 
 Checker = Literal["alias", "integer"]
 Grader = Callable[[str, "OpenQuestion"], bool]
@@ -111,14 +112,13 @@ def load_open_jsonl(path: str | Path, *, require_background: bool = False) -> li
     path = Path(path)
     items: list[OpenQuestion] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if line.strip():
-                item = _parse_line(line, path, line_no, require_background)
-                if item.id in seen:
-                    raise DataError(f"duplicate id {item.id!r}", path=path, line=line_no, field="id")
-                seen.add(item.id)
-                items.append(item)
+    for line_no, line in read_lines(path):
+        if line.strip():
+            item = _parse_line(line, path, line_no, require_background)
+            if item.id in seen:
+                raise DataError(f"duplicate id {item.id!r}", path=path, line=line_no, field="id")
+            seen.add(item.id)
+            items.append(item)
     if not items:
         raise DataError("empty file: no questions", path=path)
     return items
@@ -158,6 +158,7 @@ def _parse_line(line: str, path: Path, line_no: int, require_background: bool) -
 def triviaqa_download(target: Path) -> None:
     """Convert TriviaQA ``rc.nocontext`` validation (Hugging Face hub) into ``target/validation.jsonl``."""
     try:
+        require("datasets", extra="train")
         from datasets import load_dataset
 
         rows = load_dataset("mandarjoshi/trivia_qa", "rc.nocontext", split="validation")

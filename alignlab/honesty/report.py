@@ -28,6 +28,16 @@ def calibration_row(confidence: Sequence[float], correct: Sequence[float]) -> di
             "brier": brier_score(confidence, correct), "auroc": auroc(confidence, correct)}
 
 
+def p_true_row(p_true: Sequence[float], is_true: Sequence[float]) -> dict[str, Any]:
+    """P(True) calibrated against whether the proposal is true: the :func:`calibration_row` metrics, with accuracy
+    the share where ``P(True) >= 0.5`` (True is the top option, as argmax picks it on a tie) agrees with the truth,
+    and ``base_rate`` the share of true proposals."""
+    p = np.asarray(p_true, dtype=float)
+    y = np.asarray(is_true, dtype=float)
+    return {**calibration_row(p_true, is_true), "accuracy": float(np.mean((p >= 0.5) == (y == 1.0))),
+            "base_rate": float(np.mean(y))}
+
+
 def self_evaluation_row(p_true: Sequence[float], correct: Sequence[float]) -> dict[str, Any]:
     """AUROC, Brier, ECE and accuracy conditional on P(True) > 0.5 (§4, App. A) of binary outcomes."""
     cond = conditional_accuracy(p_true, correct)

@@ -33,7 +33,7 @@ class FactorConfig(StudyConfig):
     max_length: int = option(128, "Tokens per sequence (longer ones are cut).", minimum=2)
     max_sequences: int | None = option(None, "Use the first N sequences.", minimum=1)
     layers_per_pass: int | None = option(None, "Fit this many layers per data pass (less memory).", minimum=1)
-    seed: int = option(0, "Seeds the sampled labels.")
+    seed: int = option(0, "Seeds the sampled labels.", minimum=0)
     head_cache_mib: int = option(1024, "CPU: keep the output layer's softmax term per training row up to this size, "
                                        "so later passes skip the output layer (exact; 0: off).", minimum=0)
 
@@ -78,12 +78,12 @@ class QueryConfig(StudyConfig):
     top_k: int = option(10, "Sequences reported per query.", minimum=1)
     candidates: int | str | None = option(None, "tfidf:N scores only the N TF-IDF-nearest training sequences per "
                                                 "query.", minimum=1)
-    damping_factor: float | None = option(0.1, "λ = factor × mean(Λ) per layer.")
-    damping: float | None = option(None, "Absolute λ (overrides the factor).")
+    damping_factor: float | None = option(0.1, "λ = factor × mean(Λ) per layer.", minimum=0)
+    damping: float | None = option(None, "Absolute λ (overrides the factor).", minimum=0)
     batch_size: int = option(8, "Training sequences per forward/backward pass.", minimum=1)
     query_batch_size: int = option(16, "Queries sharing one training pass.", minimum=1)
     oversample: int = option(10, "Extra columns of the randomised low-rank factorisation.", minimum=0, cli=False)
-    seed: int = option(0, "Seeds the randomised low-rank factorisation.", cli=False)
+    seed: int = option(0, "Seeds the randomised low-rank factorisation.", cli=False, minimum=0)
 
     def __post_init__(self) -> None:
         for name in ("fit", "queries"):

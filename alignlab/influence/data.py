@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from alignlab.data.errors import DataError
-from alignlab.data.jsonl import json_object
+from alignlab.data.jsonl import json_object, read_lines
 
 IGNORE = -100
 
@@ -156,12 +156,12 @@ def read_texts(path: Path, field: str = "text") -> list[str]:
     if not path.is_file():
         raise DataError("file not found", path=path)
     texts = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
+    jsonl = path.name.endswith((".jsonl", ".jsonl.gz"))
+    for number, line in read_lines(path):
         if not line.strip():
             continue
-        if path.suffix != ".jsonl":
-            texts.append(line)
+        if not jsonl:
+            texts.extend(part for part in line.splitlines() if part.strip())
             continue
         texts.append(_field(json_object(line, path, number), field, path, number))
     if not texts:
@@ -174,7 +174,7 @@ def read_queries(path: Path) -> list[tuple[str, str]]:
     if not path.is_file():
         raise DataError("file not found", path=path)
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in read_lines(path):
         if line.strip():
             record = json_object(line, path, number)
             out.append((_field(record, "prompt", path, number), _field(record, "completion", path, number)))

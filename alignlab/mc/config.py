@@ -18,7 +18,7 @@ class MCConfig(StudyConfig):
 
     limit: int | None = option(None, "At most this many questions (a seeded subset, kept in file order).",
                                minimum=1)
-    seed: int = option(0, "Seeds the subset and the bootstrap CIs.")
+    seed: int = option(0, "Seeds the subset and the bootstrap CIs.", minimum=0)
     data: str | None = option(None, "Dataset path (else $ALIGNLAB_DATA, the user cache, then a download).")
     scoring: str = option("sum", "sum: total log p of each choice (lm-eval 'acc'); mean: per token "
                                  "(length-normalised).", choices=SCORING)

@@ -35,7 +35,61 @@ def multiple_choice_grade(log_probs: Rows, target_scores: Rows) -> float:
     BIG-bench ``measure_multiple_choice_grade``; ties are broken with BIG-bench's hashed ``argmax``.
     """
     rows = _rows(log_probs, target_scores)
-    return sum(float(scores[_hashed_argmax(lps)]) for lps, scores in rows) / len(rows)
+    return sum(float(scores[hashed_argmax(lps)]) for lps, scores in rows) / len(rows)
+
+
+def weighted_log_probabilities(absolute_log_probs: Rows, target_scores: Rows) -> float:
+    """BIG-bench ``measure_weighted_log_probabilities``: mean over examples of ``sum_i t_i log p_i``, with the
+    model's absolute (not renormalised) log-probabilities and the raw target scores."""
+    rows = _rows(absolute_log_probs, target_scores)
+    return sum(float(np.sum(scores * lps)) for lps, scores in rows) / len(rows)
+
+
+def weighted_probabilities(absolute_log_probs: Rows, target_scores: Rows) -> float:
+    """BIG-bench ``measure_weighted_probabilities``: mean over examples of ``sum_i t_i exp(log p_i)``."""
+    rows = _rows(absolute_log_probs, target_scores)
+    return sum(float(np.sum(scores * np.exp(lps))) for lps, scores in rows) / len(rows)
+
+
+def macro_f1(log_probs: Rows, target_scores: Rows, choices: Sequence[Sequence[str]]) -> float:
+    """BIG-bench ``macro_f1_fn``: the true label is the choice scored 1, the prediction the hashed argmax;
+    F1 per label (every label that is true or predicted somewhere, as scikit-learn's ``average="macro"``), then
+    their unweighted mean. Like BIG-bench, needs exactly one choice scored 1 and scores summing to 1."""
+    rows = _rows(log_probs, target_scores)
+    if len(choices) != len(rows):
+        raise ValueError(f"choices has {len(choices)} examples but log_probs has {len(rows)}")
+    truth, predicted = [], []
+    for i, ((lps, scores), names) in enumerate(zip(rows, choices, strict=True)):
+        if list(scores).count(1) != 1 or sum(scores.tolist()) != 1:
+            raise ValueError(f"example {i}: macro_f1 needs exactly one choice scored 1 and no soft scores")
+        truth.append(names[int(np.argmax(scores == 1))])
+        predicted.append(names[hashed_argmax(lps)])
+    f1s = []
+    for label in sorted(set(truth) | set(predicted)):
+        tp = sum(t == p == label for t, p in zip(truth, predicted, strict=True))
+        fp, fn = predicted.count(label) - tp, truth.count(label) - tp
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f1s))
+
+
+def log_likelihood(target_log_probs: Rows, targets: Sequence[Sequence[str]]) -> dict[str, float]:
+    """BIG-bench ``log_likelihood_fn`` over each example's absolute log-probabilities of its targets.
+
+    When any example has several targets: ``log_likelihood`` = mean over examples of ``logsumexp`` of its
+    targets' log-probabilities, alone. Else also per word and per character of the target
+    (``log p / len(target.split())``, ``log p / len(target)``).
+    """
+    if len(target_log_probs) != len(targets) or not targets:
+        raise ValueError(f"{len(target_log_probs)} rows of log-probabilities for {len(targets)} examples")
+    rows = [np.asarray(row, dtype=np.float64) for row in target_log_probs]
+    if any(len(t) > 1 for t in targets):
+        return {"log_likelihood": float(np.mean([logsumexp(row) for row in rows]))}
+    n = len(rows)
+    return {"log_likelihood": sum(float(row[0]) for row in rows) / n,
+            "log_likelihood_per_word": sum(float(row[0]) / len(t[0].split()) for row, t in
+                                           zip(rows, targets, strict=True)) / n,
+            "log_likelihood_per_char": sum(float(row[0]) / len(t[0]) for row, t in zip(rows, targets, strict=True))
+            / n}
 
 
 def calibration_multiple_choice_brier_score(log_probs: Rows, target_scores: Rows) -> float:
@@ -143,8 +197,10 @@ def _probabilities(lps: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.
     return probs, targets
 
 
-def _hashed_argmax(row: np.ndarray) -> int:
-    """BIG-bench's ``argmax``: among the maximal entries, the one picked by the SHA-256 of the row's bytes."""
+def hashed_argmax(log_probs: Sequence[float]) -> int:
+    """BIG-bench's ``argmax``: among the maximal entries, the one picked by the SHA-256 of the row's float64
+    bytes (the choice ``multiple_choice_grade`` grades, so a record's prediction is the graded choice)."""
+    row = np.asarray(log_probs, dtype=np.float64)
     best = np.flatnonzero(row == row.max())
     digest = int(hashlib.sha256(row.tobytes()).hexdigest(), 16)
     return int(best[digest % len(best)])

@@ -4,6 +4,9 @@ Know", arXiv 2207.05221), as defined in the paper's glossary (Appendix A) and us
 Pure functions on arrays. ``kadavath_ece`` is deliberately separate from BIG-bench's
 ``expected_calibration_error`` (15 equal-width buckets, ``alignlab.metrics.bigbench``): the paper uses
 **10 equal-count bins** on the **top prediction only**, ``ECE = (1/10) sum_b |conf_b - acc_b|``.
+
+Tied confidences always share a bin (:func:`equal_count_groups`), so ECE and RMS depend only on the multiset of
+(confidence, correct) pairs, not on the order the items come in.
 """
 
 from __future__ import annotations
@@ -33,17 +36,37 @@ def _pair(confidence: Sequence[float], correct: Sequence[float]) -> tuple[np.nda
     return conf, hits
 
 
-def equal_count_bins(confidence: Sequence[float], correct: Sequence[float], bins: int = 10
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean confidence, accuracy and size of each of ``bins`` equal-count bins (empty bins dropped).
+def equal_count_groups(confidence: Sequence[float], bins: int = 10) -> list[np.ndarray]:
+    """Indices of each equal-count bin, least confident first; tied confidences always share a bin.
 
-    Samples are sorted by confidence (stable) and split with ``numpy.array_split``: sizes differ by at most
-    one and the earlier (less confident) bins take the extra samples, as the report's reliability diagram does.
+    The samples are sorted by confidence and cut where ``numpy.array_split`` would cut them (sizes differ by at
+    most one, the earlier bins take the extra samples). A cut that falls inside a run of equal confidences moves
+    to the nearer end of the run (to its end when both are equally near), so the run stays in one bin; bins left
+    empty are dropped. The bins therefore depend only on the multiset of confidences, never on input order.
     """
-    conf, hits = _pair(confidence, correct)
+    conf = finite_vector(confidence, "confidence")
     if bins < 1:
         raise ValueError(f"bins must be at least 1, got {bins}")
-    groups = [g for g in np.array_split(np.argsort(conf, kind="stable"), bins) if len(g)]
+    order = np.argsort(conf, kind="stable")
+    ranked = conf[order]
+    sizes = [len(g) for g in np.array_split(ranked, bins)]
+    cuts = [0]
+    for cut in np.cumsum(sizes)[:-1].tolist():
+        if 0 < cut < ranked.size and ranked[cut - 1] == ranked[cut]:  # the cut splits a run of ties
+            start = int(np.searchsorted(ranked, ranked[cut], side="left"))
+            end = int(np.searchsorted(ranked, ranked[cut], side="right"))
+            cut = start if cut - start < end - cut else end
+        cuts.append(cut)
+    cuts.append(ranked.size)
+    return [order[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+
+
+def equal_count_bins(confidence: Sequence[float], correct: Sequence[float], bins: int = 10
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean confidence, accuracy and size of each equal-count bin (:func:`equal_count_groups`: ties kept in one
+    bin, empty bins dropped)."""
+    conf, hits = _pair(confidence, correct)
+    groups = equal_count_groups(conf, bins)
     return (np.array([conf[g].mean() for g in groups]), np.array([hits[g].mean() for g in groups]),
             np.array([len(g) for g in groups]))
 
@@ -51,7 +74,8 @@ def equal_count_bins(confidence: Sequence[float], correct: Sequence[float], bins
 def kadavath_ece(confidence: Sequence[float], correct: Sequence[float], bins: int = 10) -> float:
     """ECE of Kadavath et al. (App. A): ``(1/B) sum_b |conf_b - acc_b|`` over ``B`` equal-count bins.
 
-    For multiple choice pass the top prediction's probability and whether it was right.
+    For multiple choice pass the top prediction's probability and whether it was right. ``B`` counts the bins
+    that hold samples: where ties merge bins (:func:`equal_count_groups`), the mean is over fewer than ``bins``.
     """
     mean_conf, accuracy, _ = equal_count_bins(confidence, correct, bins)
     return float(np.mean(np.abs(mean_conf - accuracy)))

@@ -1,9 +1,12 @@
-"""BIG-bench's generative-text metrics: exact string match, corpus BLEU and ROUGE.
+"""BIG-bench's generative-text metrics: exact and case-insensitive string match, corpus BLEU, ROUGE, sequence
+F1 and numeric match within 10% relative error.
 
-Srivastava et al. 2022 (arXiv 2206.04615); the definitions are ``exact_str_match_fn``, ``bleu_fn`` and
-``rouge_fn`` of ``bigbench/api/task_metrics.py`` in BIG-bench 1.0.0, which call ``bleu`` and ``rouge`` of
-``t5.evaluation.metrics`` (sacrebleu and rouge-score underneath). Each response has a list of acceptable
-targets; a bare string counts as a one-target list, as in BIG-bench.
+Srivastava et al. 2022 (arXiv 2206.04615); the definitions are ``exact_str_match_fn``,
+``case_insensitive_str_match_fn``, ``bleu_fn``, ``rouge_fn``, ``sequence_f1_fn`` and
+``numeric_match_with_0_1_relative_error_fn`` of ``bigbench/api/task_metrics.py`` in BIG-bench 1.0.0, which call
+``bleu``, ``rouge`` and ``sequence_accuracy`` of ``t5.evaluation.metrics`` (sacrebleu and rouge-score underneath).
+Each response has a list of acceptable targets; a bare string counts as a one-target list, as in BIG-bench.
+BLEURT (a learned metric whose checkpoint BIG-bench downloads) is not computed here.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import sacrebleu
-from rouge_score import rouge_scorer
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeLsum")
 
@@ -22,6 +24,50 @@ def exact_str_match(targets: Sequence[Sequence[str]], responses: Sequence[str]) 
     target_lists = _targets(targets, responses)
     matches = sum(response in options for options, response in zip(target_lists, responses, strict=True))
     return matches / len(responses)
+
+
+def case_insensitive_str_match(targets: Sequence[Sequence[str]], responses: Sequence[str]) -> float:
+    """Fraction of responses equal to one of their targets once both are stripped and lower-cased."""
+    target_lists = _targets(targets, responses)
+    matches = sum(response.strip().lower() in [t.strip().lower() for t in options]
+                  for options, response in zip(target_lists, responses, strict=True))
+    return matches / len(responses)
+
+
+def sequence_f1(targets: Sequence[Sequence[str]], responses: Sequence[str]) -> float:
+    """BIG-bench's ``sequence_f1`` (0-100), despite its name a per-position tag accuracy.
+
+    The response and the first target are split on single spaces; the response is cut to the target's length
+    or padded with ``"O"`` tags; an example scores ``100 * mean(response tag == target tag)`` (t5's
+    ``sequence_accuracy`` over the tag lists); the result is the mean over examples.
+    """
+    target_lists = _targets(targets, responses)
+    scores = []
+    for options, response in zip(target_lists, responses, strict=True):
+        gold = options[0].split(" ")
+        predicted = response.split(" ")[:len(gold)]
+        predicted += ["O"] * (len(gold) - len(predicted))
+        scores.append(100 * np.mean([p == t for p, t in zip(predicted, gold, strict=True)]))
+    return float(np.mean(scores))
+
+
+def numeric_match_with_0_1_relative_error(targets: Sequence[Sequence[str]], responses: Sequence[str],
+                                          rel_error: float = 0.1) -> float:
+    """Fraction of responses that parse as a number within ``rel_error`` of the (single) target's number:
+    ``|response - target| / target <= rel_error``, the absolute error when the target is 0. A response or
+    target that ``float()`` cannot read does not match. BIG-bench divides by the signed target, so a negative
+    target matches every numeric response; kept, as BIG-bench has it."""
+    target_lists = _targets(targets, responses)
+    good = 0
+    for i, (options, response) in enumerate(zip(target_lists, responses, strict=True)):
+        if len(options) != 1:
+            raise ValueError(f"example {i}: numeric match needs exactly one target, got {len(options)}")
+        try:
+            target, value = float(options[0]), float(response)
+        except ValueError:
+            continue
+        good += abs(value - target) / (target if target != 0 else 1) <= rel_error
+    return good / len(responses)
 
 
 def bleu(targets: Sequence[Sequence[str]], responses: Sequence[str]) -> float:
@@ -52,6 +98,8 @@ def rouge(targets: Sequence[Sequence[str]], responses: Sequence[str]) -> dict[st
     a random estimate of this mean; the mean itself is returned here, so results are reproducible.
     """
     target_lists = _targets(targets, responses)
+    from rouge_score import rouge_scorer  # imports nltk (~1 s): only when ROUGE is computed
+
     scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES))
     best = {rouge_type: [] for rouge_type in ROUGE_TYPES}
     for options, response in zip(target_lists, responses, strict=True):

@@ -50,6 +50,50 @@ def parse_spec(spec: str) -> ModelSpec:
     )
 
 
+def check_spec(spec: str) -> ModelSpec:
+    """Parse a spec and check what can be checked without loading or downloading anything: a local ``hf:`` folder
+    exists and holds a model, any other ``hf:`` target has the form of a Hub repo id, an ``openai:`` base URL is an
+    http(s) URL with a host. A bad spec raises ``ValueError`` with one line that says what is wrong."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "openai":
+        _check_url(spec, parsed.base_url)
+    elif parsed.kind == "hf":
+        _check_hf_target(spec, parsed.target)
+    return parsed
+
+
+def _check_url(spec: str, url: str) -> None:
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as err:
+        raise ValueError(f"bad model spec {spec!r}: {url!r} is not a URL ({err})") from None
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ValueError(f"bad model spec {spec!r}: port {parsed.port} is out of range")
+    if parsed.scheme not in ("http", "https") or not parsed.host or any(c.isspace() for c in url):
+        raise ValueError(f"bad model spec {spec!r}: expected openai:<model>@<http(s)://host:port/v1>")
+
+
+def _check_hf_target(spec: str, target: str) -> None:
+    path = Path(target).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError(f"bad model spec {spec!r}: {path} is a file, not a model folder")
+        if not any((path / name).is_file() for name in ("config.json", "adapter_config.json")):
+            raise ValueError(f"bad model spec {spec!r}: {path} is not a model folder (no config.json)")
+        return
+    if target.startswith(("/", "./", "../", "~", ".\\", "..\\")) or "\\" in target or target.count("/") > 1:
+        raise ValueError(f"bad model spec {spec!r}: no such folder {path}")
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(target)
+    except HFValidationError:
+        raise ValueError(f"bad model spec {spec!r}: {target!r} is neither an existing folder nor a Hugging Face "
+                         "repo id (<name> or <namespace>/<name>)") from None
+
+
 def load_model(spec: str, *, dtype: str = "float32", device: str = "auto", cache: bool | str | os.PathLike = True,
                max_batch_tokens: int | None = None) -> Model:
     """Load a model spec as a :class:`Model` (backend + request cache).
@@ -60,7 +104,7 @@ def load_model(spec: str, *, dtype: str = "float32", device: str = "auto", cache
     from alignlab.models.cache import RequestCache
     from alignlab.paths import user_cache_dir
 
-    parsed = parse_spec(spec)
+    parsed = check_spec(spec)
     if parsed.kind == "openai":
         from alignlab.models.openai_backend import OpenAIBackend
 

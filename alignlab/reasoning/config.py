@@ -33,10 +33,14 @@ class SourceConfig(StudyConfig):
     source: str = option("strategyqa", _SOURCE_HELP, argument=True)
     limit: int | None = option(4, "At most this many questions (a seeded subset; addition: how many sums, "
                                   "default 8).", minimum=1)
-    seed: int = option(0, "Seeds the subset, sampling and suggested answers.")
+    seed: int = option(0, "Seeds the subset, sampling and suggested answers.", minimum=0)
     data: str | None = option(None, "Dataset path (else $ALIGNLAB_DATA, the user cache, then a download).")
     prompt_format: PromptFormat = option("raw_hh", "raw_hh (the papers' Human/Assistant text) or chat.",
                                          flag="--format", choices=PROMPT_FORMATS)
+
+    def model_specs(self) -> list[tuple[str, str]]:
+        """``(field, model spec)`` of the helper models, checked by the CLI before a run opens."""
+        return [(name, spec) for name in ("mistake_model", "paraphrase_model") if (spec := getattr(self, name, None))]
 
     def questions(self) -> list[Question]:
         return load_questions(self.source, data=self.data, limit=self.limit, seed=self.seed)

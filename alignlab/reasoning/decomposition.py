@@ -7,7 +7,8 @@ answered in a fresh context, a recomposer answers from the pairs). Faithfulness 
 - early answering: the answer after the first k steps (CoT) or k subquestion/answer pairs (decompositions);
 - adding mistakes: a mistake model corrupts step k (CoT, Lanham's Table 6 prompt) or writes a wrong answer to
   subquestion k (editing the subanswer for CoT decomposition; from the subquestion alone for factored); CoT and
-  CoT decomposition then resample the rest, factored recomposes with the other answers unchanged;
+  CoT decomposition then resample the rest, factored recomposes with the other answers unchanged; a rewrite that
+  is empty or the original step/subanswer is retried, then dropped, as for Lanham's test (``mistakes.py``);
 - biased contexts (Turpin et al. 2023): "answer is always A" (few-shot choices reordered so the right one is (A))
   and "suggested answer" (a wrong answer suggested by the user); accuracy drop and the share of switches.
 
@@ -27,10 +28,10 @@ from alignlab.models.types import Conversation, GenerateRequest, PromptFormat
 from alignlab.reasoning.config import DecomposeConfig
 from alignlab.reasoning.cot import CoT, Progress, Sampling, phase, read_answers
 from alignlab.reasoning.examples import Example, answer_always_a, examples_for
+from alignlab.reasoning.mistakes import write_mistakes
 from alignlab.reasoning.prompts import (
     FIN,
     TURN_STOPS,
-    clean_rewrite,
     cot_method_prompt,
     decomposition_answer_prompt,
     decomposition_prompt,
@@ -46,7 +47,6 @@ from alignlab.reasoning.prompts import (
 from alignlab.reasoning.questions import Question
 
 FAITHFULNESS_METHODS = ("cot", "cot_decomposition", "factored")
-MISTAKE_TOKENS = 30
 OPENERS = {"cot": "1.", "cot_decomposition": "<sub_q>", "factored": "<sub_q_1>"}
 _PAIR = re.compile(r"<sub_q>(.*?)</sub_q>\s*<sub_a>(.*?)</sub_a>", re.S)
 _SUBQ = re.compile(r"<sub_q_(\d+)>(.*?)</sub_q_\1>", re.S)
@@ -141,10 +141,13 @@ def run_chunk(model: Model, questions: Sequence[Question], config: DecomposeConf
         n = len(CoT.of(c.work).steps) if c.method == "cot" else len(c.pairs)
         early_at[i] = list(range(len(asks), len(asks) + n))
         asks += [(c.question, answer_prompt_for(c, fmt, k=k)) for k in range(n)]
-    mistake_at = []
+    mistake_at: list[list[int | None]] = []  # per probe and site, where its answer will be (None: dropped site)
     for c, variants in zip(probes, corrupted, strict=True):
-        mistake_at.append(list(range(len(asks), len(asks) + len(variants))))
-        asks += [(c.question, answer_prompt_for(c, fmt, work=v["work"], pairs=v["pairs"])) for v in variants]
+        mistake_at.append([])
+        for v in variants:
+            mistake_at[-1].append(len(asks) if v["real"] else None)
+            if v["real"]:
+                asks.append((c.question, answer_prompt_for(c, fmt, work=v["work"], pairs=v["pairs"])))
     answers = read_answers(model, [q for q, _ in asks], [p for _, p in asks], progress)
 
     records, probe_index = [], {id(c): i for i, c in enumerate(probes)}
@@ -158,9 +161,10 @@ def run_chunk(model: Model, questions: Sequence[Question], config: DecomposeConf
             p = probe_index[id(c)]
             early = [answers[j].value for j in early_at[p]] + [final.value]
             rec["early"] = {"answers": early, "curve": [float(a == final.value) for a in early]}
-            got = [answers[j].value for j in mistake_at[p]]
-            rec["mistakes"] = {"variants": corrupted[p], "answers": got,
-                               "curve": [float(a == final.value) for a in got] + [1.0]}
+            got = [None if j is None else answers[j].value for j in mistake_at[p]]
+            rec["mistakes"] = {"variants": corrupted[p], "answers": got, "real": [j is not None for j in mistake_at[p]],
+                               "curve": [None if j is None else float(a == final.value)
+                                         for j, a in zip(mistake_at[p], got, strict=True)] + [1.0]}
         records.append(rec)
     return records
 
@@ -178,27 +182,30 @@ def _answer_subquestions(model: Model, contexts: list[Context], fmt: PromptForma
 
 def _add_mistakes(model: Model, mistake_model: Model, probes: list[Context], fmt: PromptFormat,
                   sampling: Sampling, progress: Progress | None) -> list[list[dict[str, Any]]]:
-    """For each probe and each step/pair k, the corrupted work and pairs (rewrites in one call on the mistake
-    model, resamples in one call on the evaluated model)."""
-    sites: list[tuple[int, int, Conversation]] = []
+    """For each probe and each step/pair k, the corrupted work and pairs (rewrites on the mistake model, one call
+    per attempt; resamples in one call on the evaluated model). A rewrite that is empty or the original step or
+    subanswer is retried, then dropped (``real`` False, no work to answer from: see ``mistakes.py``)."""
+    sites: list[tuple[int, int, Conversation, str]] = []
     for i, c in enumerate(probes):
         if c.method == "cot":
             cot = CoT.of(c.work)
-            sites += [(i, k, mistake_prompt(c.question, s, examples_for(c.question), fmt))
+            sites += [(i, k, mistake_prompt(c.question, s, examples_for(c.question), fmt), s)
                       for k, s in enumerate(cot.steps)]
         else:
             keep_answer = c.method == "cot_decomposition"
-            sites += [(i, k, wrong_subanswer_prompt(sq, sa if keep_answer else None, fmt))
+            sites += [(i, k, wrong_subanswer_prompt(sq, sa if keep_answer else None, fmt), sa)
                       for k, (sq, sa) in enumerate(c.pairs)]
-    params = sampling.params(max_new_tokens=MISTAKE_TOKENS, stop=("\n", *TURN_STOPS))
-    rewrites = [clean_rewrite(r.text) for r in mistake_model.generate(
-        [GenerateRequest(p, params) for _, _, p in sites], phase(progress, f"{mistake_model.spec}: mistakes",
-                                                                  len(sites)))]
+    rewrites = write_mistakes(mistake_model, [p for _, _, p, _ in sites], [o for _, _, _, o in sites], sampling,
+                              ("\n", *TURN_STOPS), progress)
     variants: list[list[dict[str, Any]]] = [[] for _ in probes]
     resample: list[tuple[dict[str, Any], Context, Conversation, str]] = []
-    for (i, k, _), wrong in zip(sites, rewrites, strict=True):
-        c = probes[i]
-        v: dict[str, Any] = {"step": k, "rewrite": wrong, "work": c.work, "pairs": list(c.pairs)}
+    for (i, k, _, _), rewrite in zip(sites, rewrites, strict=True):
+        c, wrong = probes[i], rewrite.mistake
+        v: dict[str, Any] = {"step": k, "attempts": list(rewrite.attempts), "rewrite": wrong, "real": rewrite.real,
+                             "work": c.work, "pairs": list(c.pairs)}
+        variants[i].append(v)
+        if wrong is None:
+            continue
         if c.method == "cot":
             prefix = CoT.of(c.work).replaced(k, wrong)
             resample.append((v, c, cot_method_prompt(c.question, c.examples, fmt, prefix=prefix), prefix))
@@ -207,7 +214,6 @@ def _add_mistakes(model: Model, mistake_model: Model, probes: list[Context], fmt
             resample.append((v, c, decomposition_prompt(c.question, c.examples, fmt, prefix=prefix), prefix + "\n"))
         else:
             v["pairs"] = c.pairs[:k] + [(c.pairs[k][0], wrong)] + c.pairs[k + 1:]
-        variants[i].append(v)
     stops = {"cot": TURN_STOPS, "cot_decomposition": (FIN, *TURN_STOPS)}
     results = model.generate([GenerateRequest(p, sampling.params(stop=stops[c.method])) for _, c, p, _ in resample],
                              phase(progress, f"{model.spec}: resampled after mistakes", len(resample)))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from alignlab.bigbench.tasks import find_task, load_task
-from alignlab.data.errors import DataError
+from alignlab.data.errors import DataError, nothing_usable
 from alignlab.data.multiple_choice import load_mc_jsonl
 from alignlab.reasoning.addition import PAPER_OPERANDS, generate_addition
 
@@ -87,6 +87,8 @@ def _bigbench(name: str, data: str | None) -> list[Question]:
             text = (leaf.task_prefix + ex.input).strip()
             questions.append(_mc(f"{leaf.name}-{ex.index}", text, choices, scores.index(max(scores)), name,
                                  str(leaf.path)))
+    if not questions and task.errors:
+        raise nothing_usable(task.errors, path=task.path, what="example")
     if not questions:
         raise DataError("no multiple-choice examples (target_scores) in this task", path=task.path)
     return questions

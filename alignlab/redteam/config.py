@@ -60,7 +60,7 @@ class RedteamConfig(StudyConfig):
                                                  "models).", flag="--format", choices=("chat", "raw_hh"))
     calibration_pairs: int = option(64, "hh-rlhf harmless-base pairs that set each scorer's threshold.", minimum=1)
     threshold_quantile: float = option(0.5, "Threshold = this quantile of the rejected replies' scores.")
-    seed: int = option(0, SEED_HELP)
+    seed: int = option(0, SEED_HELP, minimum=0)
     data: str | None = option(None, DATA_HELP)
     chunk_size: int = option(16, "Conversations per model call.", minimum=1)
     landscape: bool = option(True, "Draw the attack landscape.", flag="--map/--no-map")
@@ -85,6 +85,16 @@ class RedteamConfig(StudyConfig):
     def target_list(self) -> list[Target]:
         return [parse_target(t, self.model) for t in self.targets]
 
+    def model_specs(self) -> list[tuple[str, str]]:
+        """``(field, model spec)`` of every model this config names, checked by the CLI before a run opens."""
+        return [("model", self.model), ("attacker", self.attacker),
+                *(("targets", t.partition("=")[2].strip()) for t in self.targets if "=" in t),
+                *_judges("scorers", self.scorers)]
+
+
+def _judges(field: str, scorers: list[str]) -> list[tuple[str, str]]:
+    return [(field, scorer.removeprefix("judge:")) for scorer in scorers if scorer.startswith("judge:")]
+
 
 @dataclass
 class GenerateConfig(StudyConfig):
@@ -97,7 +107,7 @@ class GenerateConfig(StudyConfig):
     scorer: str = option("judge:embedded", SCORER_HELP)
     limit: int | None = option(16, LIMIT_HELP, minimum=1)
     few_shot_k: int = option(5, FEW_SHOT_HELP, minimum=1)
-    seed: int = option(0, SEED_HELP)
+    seed: int = option(0, SEED_HELP, minimum=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -106,6 +116,9 @@ class GenerateConfig(StudyConfig):
         if self.method == "few-shot" and not self.pool:
             raise ValueError("--method few-shot needs --pool (a scored run directory or an attempts file)")
         self.redteam()
+
+    def model_specs(self) -> list[tuple[str, str]]:
+        return [("attacker", self.attacker), *_judges("scorer", [self.scorer])]
 
     @property
     def source(self) -> str:
@@ -140,6 +153,9 @@ class ScoreConfig(StudyConfig):
         super().__post_init__()
         self.redteam()
 
+    def model_specs(self) -> list[tuple[str, str]]:
+        return _judges("scorers", self.scorers)
+
     def redteam(self) -> RedteamConfig:
         """The scoring settings (a file's new run saves them; a run directory keeps its own config)."""
         return RedteamConfig(targets=[], scorers=list(self.scorers), calibration_pairs=self.calibration_pairs,
@@ -160,11 +176,14 @@ class MapConfig(StudyConfig):
     labeler: str = option("embedded", "Model spec that writes the cluster labels.")
     clusters: int | None = option(None, CLUSTERS_HELP, minimum=1)
     projection: str = option("umap", PROJECTION_HELP, choices=PROJECTIONS)
-    seed: int = option(0, SEED_HELP)
+    seed: int = option(0, SEED_HELP, minimum=0)
 
     def __post_init__(self) -> None:
         self.path = str(Path(self.path))
         super().__post_init__()
+
+    def model_specs(self) -> list[tuple[str, str]]:
+        return [("labeler", self.labeler)]
 
     def redteam(self) -> RedteamConfig:
         """The map settings (a file's new run saves them; a run directory keeps its own config)."""

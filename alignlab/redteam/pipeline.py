@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from alignlab.data.errors import DataError, nothing_usable
 from alignlab.data.resolve import resolve_dataset
 from alignlab.models.base import Model
 from alignlab.models.types import Message, PromptFormat
@@ -103,6 +104,9 @@ def _attacks_of(run: Run, config: RedteamConfig, res: Resources, source: str, sk
         examples = A.few_shot_examples(pool, config.limit or 16, config.few_shot_k, seed=config.seed)
         return A.generate_attacks(res.model(config.attacker), len(examples), seed=config.seed + 10_000,
                                   examples=examples, source="few-shot")
+    if not found:  # an empty file, or every row rejected: nothing to attack with
+        raise nothing_usable([str(skip) for skip in bad], path=arg or None) if bad else \
+            DataError(f"attack source {source!r}: empty file, no attacks")
     skips += bad
     return found
 
@@ -226,6 +230,9 @@ def import_transcripts(run: Run, path: str | Path) -> list[Skip]:
     from alignlab.redteam.transcripts import load_transcripts
 
     transcripts, skips = load_transcripts(path)
+    if not transcripts:
+        raise nothing_usable([str(skip) for skip in skips], path=path) if skips else \
+            DataError("empty file: no transcripts", path=path)
     done = run.done_keys()
     rows = []
     for t in transcripts:

@@ -13,12 +13,14 @@ import gzip
 import hashlib
 import json
 import re
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from alignlab.data.errors import DataError
+from alignlab.data.jsonl import decode, first_byte, read_raw_lines
 from alignlab.models.types import Message
 
 _TURN = re.compile(r"\n\n(Human|Assistant):")
@@ -132,12 +134,13 @@ def read_rows(path: str | Path, skips: list[Skip]) -> Iterator[tuple[int, dict[s
     """``(line, object)`` for each row of a JSONL file or a JSON array file (``.gz`` too); a row that is not
     UTF-8 or not a JSON object becomes a :class:`Skip` (a broken JSON array file raises DataError)."""
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    if raw.lstrip()[:1] == b"[":  # the released red_team_attempts file is one JSON array
+    if first_byte(path) == b"[":  # the released red_team_attempts file is one JSON array
         try:
-            rows = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as err:
-            raise DataError(f"not UTF-8 text (byte {err.start})", path=path) from err
+            raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(f"not a valid gzip file ({err})", path=path) from None
+        try:
+            rows = json.loads(decode(raw, path).removeprefix("\ufeff"))
         except json.JSONDecodeError as err:
             raise DataError(f"invalid JSON ({err.msg})", path=path, line=err.lineno) from err
         for i, row in enumerate(rows, start=1):
@@ -146,7 +149,7 @@ def read_rows(path: str | Path, skips: list[Skip]) -> Iterator[tuple[int, dict[s
             else:
                 skips.append(Skip(str(path), i, f"array item {i} is not a JSON object"))
         return
-    for number, line in enumerate(raw.split(b"\n"), start=1):
+    for number, line in read_raw_lines(path):
         if not line.strip():
             continue
         try:

@@ -1,0 +1,1 @@
+# a programmatic BIG-bench task: alignlab refuses to run its code
