@@ -100,12 +100,21 @@ def list_studies(data: DataOpt = None) -> None:
         for column in columns:
             table.add_column(column, overflow="fold")
     for entry in CATALOG:
-        studies.add_row(entry.study, entry.paper, "\n".join(f"alignlab {c}" for c in entry.commands), entry.note)
+        studies.add_row(entry.study, entry.paper, "\n".join(f"alignlab {c}" for c in commands(entry.study)),
+                        entry.note)
         for name in entry.datasets:
             path, place = (None, "any name or folder") if "<" in name else locate_dataset(name, data=data)
             datasets.add_row(entry.study, name, place, str(path or ""))
     Console().print(studies)
     Console().print(datasets)
+
+
+def commands(name: str) -> list[str]:
+    """The command lines registered under ``name``: a group's subcommands, or the command itself."""
+    for group in app.registered_groups:
+        if group.name == name and group.typer_instance is not None:
+            return [f"{name} {c.name}" for c in group.typer_instance.registered_commands]
+    return [name] if any(c.name == name for c in app.registered_commands) else []
 
 
 @app.command()

@@ -146,8 +146,6 @@ def print_tables(summary: dict[str, Any]) -> None:
             Console().print(out)
 
 
-
-
 # -- study commands built from the study's config --------------------------------------------------------------
 
 
@@ -160,7 +158,7 @@ def config_parameters(config_cls: type, *, required: bool = False) -> list[inspe
         flag = flag_of(field)
         if not flag.cli or not field.init:
             continue
-        kind, default = _cli_type(hints[field.name], flag), _cli_default(field, flag)
+        kind, default = _cli_type(hints[field.name], flag), _cli_default(field)
         text = flag.help + _default_note(field, flag)
         name = flag.name_for(field.name)
         if kind is bool and "/" not in name:  # an on/off switch: --x/--no-x
@@ -168,7 +166,7 @@ def config_parameters(config_cls: type, *, required: bool = False) -> list[inspe
         names = [name] + ([flag.short] if flag.short else [])
         info = (typer.Argument(help=text, show_default=False, metavar=field.name.upper()) if flag.argument else
                 typer.Option(*names, help=text, show_default=default is not None))
-        needed = required and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        needed = required and _has_no_default(field)
         params.append(inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY,
                                         default=inspect.Parameter.empty if needed else default,
                                         annotation=Annotated[kind, info]))
@@ -185,7 +183,7 @@ def config_from_cli(config_cls: type, values: dict[str, Any]) -> Any:
             continue
         value = values[field.name]
         if value is None or value == []:
-            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            if _has_no_default(field):
                 missing.append(field.name.upper() if flag.argument else flag.name_for(field.name))
             continue
         if flag.csv and isinstance(value, str):
@@ -293,10 +291,14 @@ def _cli_type(hint: Any, flag: Flag) -> Any:
     return hint
 
 
-def _cli_default(field: dataclasses.Field[Any], flag: Flag) -> Any:
+def _cli_default(field: dataclasses.Field[Any]) -> Any:
     if field.default is dataclasses.MISSING or isinstance(field.default, (list, tuple)):
         return None
     return field.default
+
+
+def _has_no_default(field: dataclasses.Field[Any]) -> bool:
+    return field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
 
 
 def _default_note(field: dataclasses.Field[Any], flag: Flag) -> str:

@@ -49,14 +49,7 @@ class Rejected(ModelError):
 
 def concurrency_option(value: int | None) -> int:
     """``value``, else ``$ALIGNLAB_OPENAI_CONCURRENCY``, else 8; a positive integer."""
-    if value is None:
-        raw = os.environ.get(CONCURRENCY_ENV, "").strip()
-        try:
-            value = int(raw) if raw else DEFAULT_CONCURRENCY
-        except ValueError:
-            raise ValueError(f"{CONCURRENCY_ENV}={raw!r}: expected a positive integer") from None
-        if value < 1:
-            raise ValueError(f"{CONCURRENCY_ENV}={raw!r}: expected a positive integer")
+    value = _from_env(value, CONCURRENCY_ENV, DEFAULT_CONCURRENCY, int, "a positive integer", "a positive integer")
     if value < 1:
         raise ValueError(f"concurrency must be at least 1, got {value}")
     return value
@@ -64,17 +57,26 @@ def concurrency_option(value: int | None) -> int:
 
 def timeout_option(value: float | None) -> float:
     """``value``, else ``$ALIGNLAB_OPENAI_TIMEOUT``, else 60; seconds, positive."""
-    if value is None:
-        raw = os.environ.get(TIMEOUT_ENV, "").strip()
-        try:
-            value = float(raw) if raw else DEFAULT_TIMEOUT
-        except ValueError:
-            raise ValueError(f"{TIMEOUT_ENV}={raw!r}: expected a number of seconds") from None
-        if not value > 0:
-            raise ValueError(f"{TIMEOUT_ENV}={raw!r}: expected a positive number of seconds")
+    value = _from_env(value, TIMEOUT_ENV, DEFAULT_TIMEOUT, float, "a number of seconds",
+                      "a positive number of seconds")
     if not value > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {value}")
     return float(value)
+
+
+def _from_env(value: Any, env: str, default: Any, parse: Any, unreadable: str, not_positive: str) -> Any:
+    """``value`` when given, else ``$env`` parsed (refused, naming the variable, when unreadable or not above 0),
+    else ``default``."""
+    if value is not None:
+        return value
+    raw = os.environ.get(env, "").strip()
+    try:
+        parsed = parse(raw) if raw else default
+    except ValueError:
+        raise ValueError(f"{env}={raw!r}: expected {unreadable}") from None
+    if not parsed > 0:
+        raise ValueError(f"{env}={raw!r}: expected {not_positive}")
+    return parsed
 
 
 class AdaptiveLimit:

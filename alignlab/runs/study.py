@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
 C = TypeVar("C", bound=StudyConfig)
 Progress = Callable[[str, int, int], None]
-ModelArg = "str | Model | Sequence[str | Model]"
 
 
 @dataclass(frozen=True)
