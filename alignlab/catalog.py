@@ -40,4 +40,6 @@ CATALOG = (
           ("hh-rlhf/harmless-base", "hh-rlhf/helpful-base", "evals/persona"), ""),
     Entry("influence", "Grosse et al. 2023", (),
           "your training sequences (.jsonl or .txt)"),
+    Entry("loop", "Ganguli et al. 2022; Bai et al. 2022; Grosse et al. 2023", ("hh-rlhf/harmless-base",),
+          "attack -> Constitutional AI -> re-audit -> influence, one resumable run"),
 )

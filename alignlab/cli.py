@@ -19,6 +19,7 @@ from alignlab.constitution.cli import constitution_app
 from alignlab.fairness.cli import fairness_app
 from alignlab.honesty.cli import honesty_app
 from alignlab.influence.cli import influence_app
+from alignlab.loop.cli import loop_command
 from alignlab.mc.cli import mc_command
 from alignlab.reasoning.cli import reasoning_app
 from alignlab.redteam.cli import redteam_app
@@ -37,6 +38,10 @@ def main_options(
     timeout: Annotated[float | None, typer.Option(
         "--timeout", envvar="ALIGNLAB_OPENAI_TIMEOUT",
         help="openai: models: seconds each request may take before it is retried (default 60).")] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", envvar="ALIGNLAB_DEVICE",
+        help="hf/embedded models: cpu, cuda, cuda:1, mps (default: cuda when available). A model too big for one "
+             "GPU: --model 'hf:<id>?device_map=auto' (more options: docs/scale.md).")] = None,
 ) -> None:
     """Options for every subcommand."""
     for name, value in (("--threads", threads), ("--concurrency", concurrency)):
@@ -48,6 +53,10 @@ def main_options(
         os.environ["ALIGNLAB_OPENAI_CONCURRENCY"] = str(concurrency)
     if timeout is not None:
         os.environ["ALIGNLAB_OPENAI_TIMEOUT"] = str(timeout)
+    if device is not None:
+        if not device.strip():
+            fail("--device must not be empty")
+        os.environ["ALIGNLAB_DEVICE"] = device.strip()
     if threads is not None:
         import torch
 
@@ -65,8 +74,16 @@ def models() -> None:
     table.add_row("embedded", EMBEDDED_NOTE)
     table.add_row("hf:<id-or-path>", "Any transformers causal LM by Hugging Face id or local folder (fp32/bf16, "
                                      "CPU or CUDA).")
-    table.add_row("openai:<model>@<base_url>", "Any OpenAI-compatible server (vLLM, llama.cpp, Ollama, "
-                                               "alignlab serve); logprob scoring needs echo + logprobs.")
+    table.add_row("vllm:<id-or-path>", "The same through vLLM's offline engine in-process (its own venv: "
+                                       "python benchmarks/vllm_venv.py); vllm:embedded works too.")
+    table.add_row("openai:<model>@<base_url>[,<base_url>...]", "Any OpenAI-compatible server (vLLM, llama.cpp, "
+                                                               "Ollama, alignlab serve); several URLs take "
+                                                               "requests in turn. Logprob scoring needs echo + "
+                                                               "logprobs.")
+    table.add_row("<spec>?key=value&...", "Model options: hf: revision, device, device_map=auto, "
+                                          "attn_implementation, trust_remote_code, max_batch_tokens; vllm: "
+                                          "revision, tensor_parallel_size, pipeline_parallel_size, max_model_len, "
+                                          "gpu_memory_utilization, enforce_eager, trust_remote_code.")
     Console().print(table)
 
 
@@ -161,6 +178,7 @@ app.add_typer(behaviors_app, name="behaviors")
 app.command("bigbench")(bigbench_command)
 app.command("audit")(audit_command)
 app.command("mc")(mc_command)
+app.command("loop")(loop_command)
 for _name, _app in (("honesty", honesty_app), ("fairness", fairness_app), ("reasoning", reasoning_app),
                     ("influence", influence_app), ("constitution", constitution_app), ("redteam", redteam_app)):
     app.add_typer(_app, name=_name)

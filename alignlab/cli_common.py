@@ -45,10 +45,10 @@ def check_model_option(param: typer.CallbackParam, value: str | None) -> str | N
 def check_specs(named: list[tuple[str, str | None]]) -> None:
     """``[(option, spec or comma-separated specs)]``: the first bad spec exits with ``error: OPTION: why`` (see
     :func:`alignlab.models.spec.check_spec`; nothing is loaded or downloaded)."""
-    from alignlab.models.spec import check_spec
+    from alignlab.models.spec import check_spec, split_specs
 
     for option, value in named:
-        for spec in [s.strip() for s in (value or "").split(",") if s.strip()]:
+        for spec in split_specs(value or ""):
             try:
                 check_spec(spec)
             except ValueError as err:
@@ -66,7 +66,8 @@ def check_dtype_option(value: str) -> str:
 
 
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="Model spec: embedded, hf:<id-or-path>, "
-                                                                  "openai:<model>@<base_url>.",
+                                                                  "vllm:<id-or-path>, openai:<model>@<base_url>; "
+                                                                  "options after ?: hf:<id>?revision=..",
                                        callback=check_model_option)]
 ModelsOpt = Annotated[str | None, typer.Option("--models", help="Comma-separated specs for a scaling run.",
                                                callback=check_model_option)]
@@ -84,7 +85,9 @@ def command_line() -> str:
 
 
 def split_specs(model: str, models: str | None) -> list[str]:
-    return [s.strip() for s in models.split(",") if s.strip()] if models else [model]
+    from alignlab.models import spec
+
+    return spec.split_specs(models) if models else [model]
 
 
 @contextmanager
@@ -244,7 +247,8 @@ def run_in_cli(call: Callable[..., tuple[Any, dict[str, Any]]], *,
 
     def on_open(run: Run) -> None:
         opened.append(run)
-        console.print(f"run directory: {run.path}")
+        if run.writer:  # under torchrun, rank 0 speaks for every rank
+            console.print(f"run directory: {run.path}")
 
     try:
         with progress_bars() as update:
@@ -253,7 +257,7 @@ def run_in_cli(call: Callable[..., tuple[Any, dict[str, Any]]], *,
         hint = (f"\n(completed samples are saved; finish with --resume {opened[0].path})"
                 if opened and resumable(opened[0]) and not isinstance(err, DataError) else "")
         fail(f"{err}{hint}")  # the run is marked failed with the error (runs.study.marking_failure)
-    if run is not None:  # None: a torchrun rank other than 0
+    if run is not None and getattr(run, "writer", True):  # None or not the writer: a torchrun rank other than 0
         console.print(f"[green]run complete[/green]: {run.path}\nreport: {run.path / 'report.html'}")
         print_tables(summary)
     return run, summary

@@ -1,5 +1,8 @@
 """Counts what a causal LM really computes: tokens at the input embedding, logit rows at the LM head, and
-time inside ``model.forward``. Pure torch, so both benchmark venvs can use it (no alignlab import)."""
+time inside ``model.forward``. Pure torch, so both benchmark venvs can use it (no alignlab import).
+
+On CUDA the time inside forward comes from CUDA events recorded around each call and read at the end, so the
+meter never synchronises the device: a backend that overlaps host work with the device keeps doing so."""
 
 from __future__ import annotations
 
@@ -18,14 +21,11 @@ class ForwardMeter:
         self.forward_s = 0.0
         self._t0 = 0.0
         self._cuda = next(model.parameters()).device.type == "cuda"
+        self._events: list[tuple[torch.cuda.Event, torch.cuda.Event]] = []  # (start, end) per forward, on CUDA
         model.get_input_embeddings().register_forward_hook(self._on_embed)
         model.get_output_embeddings().register_forward_hook(self._on_head)
         model.register_forward_pre_hook(self._on_start)
         model.register_forward_hook(self._on_end)
-
-    def _sync(self) -> None:
-        if self._cuda:
-            torch.cuda.synchronize()
 
     def _on_embed(self, _m: Any, args: tuple, _out: Any) -> None:
         self.tokens += args[0].numel()
@@ -34,19 +34,31 @@ class ForwardMeter:
         self.logit_rows += out.shape[:-1].numel()
 
     def _on_start(self, *_: Any) -> None:
-        self._sync()
+        if self._cuda:
+            self._events.append((torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)))
+            self._events[-1][0].record()
         self._t0 = time.perf_counter()
 
     def _on_end(self, *_: Any) -> None:
-        self._sync()
-        self.forward_s += time.perf_counter() - self._t0
+        if self._cuda:
+            self._events[-1][1].record()
+        else:
+            self.forward_s += time.perf_counter() - self._t0
         self.calls += 1
 
+    def _collect(self) -> None:
+        if self._events:
+            torch.cuda.synchronize()
+            self.forward_s += sum(start.elapsed_time(end) for start, end in self._events) / 1000
+            self._events.clear()
+
     def reset(self) -> None:
+        self._events.clear()
         self.tokens = self.logit_rows = self.calls = 0
         self.forward_s = 0.0
 
     def as_dict(self) -> dict[str, float]:
+        self._collect()
         return {"tokens_computed": self.tokens, "logit_rows": self.logit_rows, "forward_calls": self.calls,
                 "forward_s": self.forward_s}
 

@@ -84,6 +84,7 @@ def gpu_benchmark(args: argparse.Namespace) -> dict:
     model = build_model(args.tiny_llama, args.device, args.seed)
     name = "tiny random Llama" if args.tiny_llama else "random Llama ~1B"
     backend = HFBackend(model, tokenizer, spec=f"hf:<{name}>", weights_id=f"random-init-seed{args.seed}",
+                        attention=args.attention,
                         **({"max_batch_tokens": args.max_batch_tokens} if args.max_batch_tokens else {}))
     lm = Model(backend, cache=None)
     load_s = time.perf_counter() - t_start
@@ -123,6 +124,8 @@ def gpu_benchmark(args: argparse.Namespace) -> dict:
         "model": name, "parameters": n_params, "device": str(next(model.parameters()).device),
         "gpu": torch.cuda.get_device_name() if cuda else None,
         "questions": len(items), "load_s": load_s, "score_s": score_s,
+        "attention": backend.attention, "max_batch_tokens": backend.max_batch_tokens, "prefetch": backend.prefetch,
+        "host_share": 1 - stats["forward_s"] / score_s,
         **stats,
         "tokens_lmeval_equivalent": naive_tokens,
         "tokens_per_s": stats["tokens_computed"] / score_s,
@@ -139,8 +142,10 @@ def print_gpu(r: dict) -> None:
     print(f"\nMC scoring on {r['gpu'] or r['device']}: {r['model']} ({r['parameters'] / 1e9:.3f}B params, "
           f"bf16), {r['questions']} questions x 4 options, alignlab only")
     rows = [
+        ("attention / tokens per forward / prefetch", f"{r['attention']} / {r['max_batch_tokens']:,} / "
+                                                      f"{r['prefetch']}"),
         ("scoring wall time (s)", f"{r['score_s']:.3f}"),
-        ("  inside model.forward (s)", f"{r['forward_s']:.3f}"),
+        ("  inside model.forward (s)", f"{r['forward_s']:.3f}  (outside: {r['host_share']:.0%} of wall)"),
         ("tokens computed", f"{r['tokens_computed']:,}  ({r['forward_calls']} forward calls)"),
         ("lm-eval-equivalent tokens", f"{r['tokens_lmeval_equivalent']:,}"),
         ("tokens computed / s", f"{r['tokens_per_s']:,.0f}"),

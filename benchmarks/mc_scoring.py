@@ -54,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     g.add_argument("--peak-tflops", type=float, default=989.0, help="dense bf16 peak TFLOP/s (989: H100)")
     g.add_argument("--device", default="cuda", help="GPU mode device (default cuda)")
     g.add_argument("--tiny-llama", action="store_true", help="GPU mode, 2-layer model (smoke test on CPU)")
+    g.add_argument("--attention", default="auto", choices=("auto", "flex", "dense"),
+                   help="HFBackend attention: auto = FlexAttention block masks on CUDA, dense masks on CPU")
     args = p.parse_args(argv)
     if args.quick:
         args.n_questions, args.gpu_questions = 20, 200

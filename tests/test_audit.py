@@ -28,7 +28,8 @@ def test_combine_puts_models_side_by_side_with_their_difference():
     assert table["columns"] == ["study", "metric", "a", "b", "difference"]
     assert table["rows"] == [["Alpha", "score", 0.25, 0.75, 0.5], ["Beta", "score", 0.5, None, None]]
     assert [s["id"] for s in summary["sections"]] == ["audit", "alpha"]
-    assert summary["notes"] == ["beta: x"]
+    assert summary["notes"] == ["beta: x", "audit: no per-item pairing (difference shown without CI) for: "
+                                           "Alpha: score; Beta: score"]
 
 
 def test_unknown_study_is_refused(tmp_path, tiny_model, tokenizer):
@@ -53,6 +54,10 @@ def test_audit_cli_compares_two_models_and_resumes(tmp_path, tiny_dir, tokenizer
     assert table["columns"][-1] == "difference" and len(table["rows"]) == 4  # the four audit tasks
     for row in table["rows"]:
         assert row[4] == pytest.approx(row[3] - row[2], abs=1e-4)
+    paired = summary["sections"][0]["tables"][-1]
+    assert paired["title"].startswith("Paired") and [r[1] for r in paired["rows"]] == [r[1] for r in table["rows"]]
+    for row, headline in zip(paired["rows"], table["rows"], strict=True):  # the same 24 items for both models
+        assert row[2:4] == headline[2:4] and row[4] == 24 and row[6] <= row[5] <= row[7] and 0 <= row[8] <= 1
     samples = (run_dir / "samples.jsonl").read_text().splitlines()
     assert len(samples) == 2 * (24 + 24 + 24 + 24)  # small budget: 24 per task, for each model
     assert "Audit summary" in (run_dir / "report.html").read_text()

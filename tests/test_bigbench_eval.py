@@ -228,3 +228,21 @@ def test_programmatic_task_is_refused(tmp_path):
     (folder / "task.py").write_text("import os\n")
     with pytest.raises(ValueError, match="arbitrary code"):
         load_task(folder)
+
+
+def test_choices_are_tokenised_as_bigbench_does_unless_asked_and_the_choice_is_recorded(tmp_path):
+    # Before issue 16 every choice was tokenised jointly with its context (the model layer had no other way).
+    replies, logprobs = {"cat": "cat", "dog": "dog"}, {"cat": -0.1, "dog": -3.0}
+    backend = Scripted(replies, logprobs)
+    _, summary = run_scripted(tmp_path / "a", {"both": BOTH}, backend)
+    assert backend.scored and {r.tokenization for r in backend.scored} == {"separate"}
+    assert summary["config"]["tokenization"] == "bigbench"
+    assert any("each choice alone" in n for n in summary["notes"])
+    joint = Scripted(replies, logprobs)
+    _, summary = run_scripted(tmp_path / "b", {"both": BOTH}, joint, tokenization="joint")
+    assert {r.tokenization for r in joint.scored} == {"joint"}
+    assert any("jointly" in n for n in summary["notes"])
+    assert BigBenchConfig.from_dict({"tasks": ["x"]}).tokenization == "joint"  # an older run resumes as it began
+    assert BigBenchConfig.from_dict(BigBenchConfig(tasks=["x"]).as_dict()).tokenization == "bigbench"
+    with pytest.raises(ValueError, match="tokenization"):
+        BigBenchConfig(tasks=["x"], tokenization="separate")

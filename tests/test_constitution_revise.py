@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from alignlab.constitution import prompts as P
 from alignlab.constitution.constitutions import load_constitution
 from alignlab.constitution.data import load_prompts
 from alignlab.constitution.revise import ReviseConfig, draw_principle, run_revisions
@@ -51,7 +50,9 @@ def test_every_step_is_recorded_and_rounds_chain(tiny: Model, tmp_path: Path) ->
     rows = [json.loads(line) for line in (run.path / "revisions.jsonl").read_text().splitlines()]
     assert [len(r["rounds"]) for r in rows] == [2, 2, 2]
     sft = [json.loads(line) for line in (run.path / "sft.jsonl").read_text().splitlines()]
-    assert all(r["prompt"] == P.response_prompt(rows[0]["question"]) for r in sft[:1])
+    # auto picks the chat template (the tokenizer has one): rows are TRL conversational messages
+    assert sft[0]["prompt"] == [{"role": "user", "content": rows[0]["question"]}] and sft[0]["format"] == "chat"
+    assert summary["format"] == "chat"
     assert len(sft) == sum(bool(x["revision"]) for r in rows for x in r["rounds"])
     assert summary["headline"][0]["value"] == 3
 

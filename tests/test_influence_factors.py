@@ -192,3 +192,48 @@ def test_fit_resumes_from_finished_layers(tmp_path, monkeypatch):
     assert load_factors(tmp_path / "b").meta["status"] == "complete"
     with pytest.raises(ValueError, match="'config' differs"):
         fit_factors(model, tracked, batches, FactorConfig(fisher="sampled", layers_per_pass=1), tmp_path / "b")
+
+
+def test_preconditioner_matches_an_independent_dense_ekfac(tmp_path):
+    """Issue 16: the S (and A) eigenbases are built here from raw per-token tensors with plain torch, never from
+    alignlab's factors; the damped EK-FAC inverse built on them must equal alignlab's preconditioner."""
+    model = llama()
+    train = sequences(10)
+    tracked = find_tracked(model, torch.tensor([train[0]]))
+    modules = dict(model.named_modules())
+    inputs: dict[str, list[torch.Tensor]] = {t.name: [] for t in tracked}  # per sequence: [T, d_in]
+    outputs: dict[str, list[torch.Tensor]] = {t.name: [] for t in tracked}  # per sequence: [T, d_out] (grad later)
+
+    def keep(name: str):
+        def hook(_module, args, output):
+            output.retain_grad()
+            inputs[name].append(args[0].detach()[0].double())
+            outputs[name].append(output)
+        return hook
+
+    handles = [modules[t.name].register_forward_hook(keep(t.name)) for t in tracked]
+    for s in train:  # one sequence at a time: no padding, plain autograd
+        ids = torch.tensor([s])
+        logits = model(input_ids=ids).logits[0, :-1]
+        torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="sum").backward()
+        model.zero_grad()
+    for h in handles:
+        h.remove()
+    grads = {name: [o.grad[0].double() for o in outs] for name, outs in outputs.items()}
+
+    fitted = fit_factors(model, tracked, make_batches(train, list(range(10)), 4, 0), FactorConfig(fisher="empirical"),
+                         tmp_path)
+    pre = Preconditioner(fitted)
+    tokens = sum(len(s) for s in train)
+    for t in tracked:
+        acts, g = torch.cat(inputs[t.name]), torch.cat(grads[t.name])
+        e_a, q_a = torch.linalg.eigh(acts.T @ acts / tokens)
+        e_s, q_s = torch.linalg.eigh(g.T @ g / tokens)  # the dense S factor: gradient covariance over tokens
+        torch.testing.assert_close(fitted.es[t.name].double().flatten().sort().values, e_s, rtol=1e-3, atol=1e-7)
+        per_sequence = torch.stack([gs.T @ a for gs, a in zip(grads[t.name], inputs[t.name], strict=True)])
+        lam = (q_s.T @ per_sequence @ q_a).square().mean(0)  # the eigenvalue correction in our own basis
+        damping = 0.1 * float(lam.mean())
+        v = torch.randn(3, t.d_out, t.d_in, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+        expected = q_s @ ((q_s.T @ v @ q_a) / (lam + damping)) @ q_a.T
+        applied = pre.apply(t.name, v.float()).double()
+        torch.testing.assert_close(applied, expected, rtol=2e-3, atol=2e-3 * float(expected.abs().max()))

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "alignlab"
 STUDIES = ("bigbench", "behaviors", "honesty", "fairness", "reasoning", "redteam", "constitution", "influence", "mc")
 # models -> data -> runs (and report) -> metrics -> studies -> audit -> CLI
 FLOORS = {"models": 0, "paths": 0, "extras": 0, "data": 1, "runs": 2, "report": 2, "metrics": 3,
-          **dict.fromkeys(STUDIES, 4), "audit": 5, "catalog": 5, "cli": 6, "cli_common": 6, "__init__": 6}
+          **dict.fromkeys(STUDIES, 4), "audit": 5, "loop": 5, "catalog": 5, "cli": 6, "cli_common": 6, "__init__": 6}
 MAX_LINES = 400
 
 

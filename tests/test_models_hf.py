@@ -165,3 +165,84 @@ def test_kept_prefix_cache_is_dropped_when_the_model_changes_dtype(tokenizer):
         expected = [naive_score(backend, request.context, a) for a in request.continuations]
         assert result.logprobs == pytest.approx(expected, abs=1e-4)  # a stale bf16 cache misses by ~1e-2
     assert backend.prefix_store.cache is not None  # a new fp32 prefix cache is kept for the next call
+
+
+def bigbench_concatenation(model, tokenizer, context: str, continuation: str) -> float:
+    """BIG-bench's HF model: input and target tokenised separately, ids concatenated, one plain forward."""
+    ctx = tokenizer(context).input_ids
+    target = tokenizer(continuation, add_special_tokens=False).input_ids
+    with torch.no_grad():
+        logits = model(torch.tensor([ctx + target])).logits[0].float()
+    logprobs = torch.log_softmax(logits[len(ctx) - 1:-1], -1)
+    return logprobs.gather(1, torch.tensor(target)[:, None]).sum().item()
+
+
+def test_separate_tokenization_is_bigbenchs_concatenation_and_joint_differs(backend, tokenizer):
+    # "\nA: " then "Yes": jointly, the space merges into " Yes"; BIG-bench keeps "A: " and "Yes" apart.
+    context, choices = FEW_SHOT + "Q: Is water wet?\nA: ", ("Yes", "No", "It depends")
+    assert tokenizer(context + "Yes").input_ids != tokenizer(context).input_ids + tokenizer("Yes").input_ids
+    separate, joint = backend.score([ScoreRequest(context, choices, "separate"), ScoreRequest(context, choices)])
+    expected = [bigbench_concatenation(backend.model, tokenizer, context, c) for c in choices]
+    assert separate.logprobs == pytest.approx(expected, abs=1e-4)
+    assert not any(s.boundary_merge for s in separate.scores)
+    assert [s.tokens for s in separate.scores] == [tuple(tokenizer.tokenize(c)) for c in choices]
+    assert joint.logprobs == pytest.approx([naive_score(backend, context, c) for c in choices], abs=1e-4)
+    assert all(abs(a - b) > 1e-2 for a, b in zip(joint.logprobs, separate.logprobs, strict=True))
+
+
+def test_a_default_tokenization_keeps_the_request_cache_key_of_earlier_versions():
+    import hashlib
+
+    from alignlab.models.cache import request_key
+    from alignlab.models.types import canonical_json, from_jsonable, to_jsonable
+
+    request = ScoreRequest("Q: hi\nA:", (" yes", " no"))
+    before = '{"__type__":"ScoreRequest","context":"Q: hi\\nA:","continuations":[" yes"," no"]}'  # 6efbcf6's key text
+    assert canonical_json(request) == before
+    assert request_key("fp", request) == hashlib.sha256(f"fp\n{before}".encode()).hexdigest()
+    separate = ScoreRequest("Q: hi\nA:", (" yes", " no"), "separate")
+    assert request_key("fp", separate) != request_key("fp", request)
+    assert from_jsonable(to_jsonable(separate)) == separate and from_jsonable(to_jsonable(request)) == request
+    with pytest.raises(ValueError, match="tokenization"):
+        ScoreRequest("Q", ("a",), "bigbench")  # type: ignore[arg-type]
+
+
+def test_a_failing_flexattention_falls_back_to_dense_masks_with_a_warning(tiny_model, tokenizer, monkeypatch):
+    from alignlab.models import packing
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("no kernel for this device")
+
+    monkeypatch.setattr(packing, "flex_block_mask", broken)
+    backend = HFBackend(tiny_model, tokenizer, spec="hf:tiny", attention="flex", max_batch_tokens=8192)
+    requests = [ScoreRequest(FEW_SHOT + q, tuple(ANSWERS[:2])) for q in QUESTIONS[:2]]
+    with pytest.warns(UserWarning, match="FlexAttention failed"):
+        results = backend.score(requests)
+    assert backend.attention == "dense" and backend.max_batch_tokens == 4096
+    for request, result in zip(requests, results, strict=True):
+        expected = [naive_score(backend, request.context, a) for a in request.continuations]
+        assert result.logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_many_requests_in_flight_are_packed_together_and_handed_on_sub_batch_by_sub_batch(backend):
+    requests = [ScoreRequest(FEW_SHOT + q, tuple(ANSWERS[:3])) for q in QUESTIONS * 4]  # 4 rows of 96 tokens
+    expected = backend.score(requests)
+    calls = []
+    hook = backend.model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        seen = [(positions, len(calls)) for positions, _ in backend.stream("score", requests, 2)]
+        streamed = dict(item for positions, results in backend.stream("score", requests, 2)
+                        for item in zip(positions, results, strict=True))
+    finally:
+        hook.remove()
+    assert sorted(p for positions, _ in seen for p in positions) == list(range(len(requests)))
+    assert all(len(positions) == 2 for positions, _ in seen)
+    assert seen[0][1] < seen[-1][1]  # the first sub-batch was handed on before the last row ran
+    for i, want in enumerate(expected):
+        assert streamed[i].logprobs == pytest.approx(want.logprobs, abs=1e-5)
+    backend.max_in_flight = 6  # what a GPU sets; Model then writes each sub-batch as it completes
+    model = Model(backend, cache=None, chunk_size=2)
+    progress: list[int] = []
+    got = model.score(requests, progress=progress.append)
+    assert [x for r in got for x in r.logprobs] == pytest.approx([x for r in expected for x in r.logprobs], abs=1e-5)
+    assert progress == [2] * 8

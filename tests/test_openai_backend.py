@@ -33,6 +33,7 @@ from alignlab.models import (
 from alignlab.models.hf import HFBackend
 from alignlab.models.openai_backend import OpenAIBackend
 from alignlab.models.serve import build_app
+from alignlab.models.spec import load_model
 
 SECRET = "sk-test-DO-NOT-LEAK-123"
 QUESTION = "Q: Which animal barks?\nA:"
@@ -290,3 +291,24 @@ def test_api_key_is_sent_but_never_shown(monkeypatch):
     assert path == "chat/completions" and body["messages"][-1] == {"role": "assistant", "content": "Sure:"}
     assert body["continue_final_message"] is True and body["add_generation_prompt"] is False
     assert described["prefill"] == "final assistant message + continue_final_message"
+
+
+def test_several_base_urls_take_requests_in_turn_and_score_like_one(url, hf):
+    def complete(path: str, body: dict, call: int) -> dict:
+        return {"choices": [{"index": 0, "text": f"reply {call}", "finish_reason": "stop"}]}
+
+    first, second = stub(complete), stub(complete)
+    with serving(first) as a, serving(second) as b:
+        backend = load_model(f"openai:m@{a},{b}/", cache=False).backend
+        assert backend.base_urls == [a, b] and backend.spec == f"openai:m@{a},{b}"
+        results = backend.generate([GenerateRequest(f"Hi {i}", GenerateParams(max_new_tokens=2)) for i in range(6)])
+    assert len(first.state.calls) == len(second.state.calls) == 3 and all(r.text.startswith("reply") for r in results)
+    # two URLs of the same alignlab server: the same scores as one
+    pair = OpenAIBackend("hf:tiny", [url, url], max_retries=0, concurrency=2)
+    request = ScoreRequest(QUESTION, (" Dog", " dog", " The dog"))
+    assert pair.score([request] * 3)[2].logprobs == pytest.approx(hf.score([request])[0].logprobs, abs=1e-4)
+
+
+def test_separate_tokenization_is_refused_by_a_text_only_backend(api):
+    with pytest.raises(ModelError, match="cannot score with tokenization='separate'"):
+        api.score([ScoreRequest(QUESTION, (" Dog",), "separate")])

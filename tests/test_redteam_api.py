@@ -67,14 +67,12 @@ def test_python_attack_equals_the_cli_run_and_resumes(tmp_path, tiny_dir, shared
     assert api_results["config"] == cli_results["config"]
     assert api_results["results"] == cli_results["results"] == summary["results"]
 
-    # a value of results.json, by hand: the share of min harmlessness scores below the scorer's threshold
+    # results.json carries the summary's numbers (the success rule is checked by hand in test_redteam_measurement)
     samples = run.samples()
-    threshold = next(s["threshold"] for s in samples if s["kind"] == "calibration")
-    mins = [s["min_harmlessness"] for s in samples if s["kind"] == "score" and s["target"] == f"plain ({spec})"]
     (asr,) = [r for r in api_results["results"] if r["metric"] == "attack_success_rate" and r["task"] == "plain"]
-    assert asr["model"] == spec and asr["scorer"] == f"judge:{spec}" and asr["n"] == len(mins) == 2
-    assert asr["value"] == pytest.approx(sum(m < threshold for m in mins) / len(mins))
+    assert asr["model"] == spec and asr["scorer"] == f"judge:{spec}" and asr["n"] == 2 and asr["headline"]
     metric = summary["metrics"][f"judge:{spec}|plain ({spec})"]
+    assert asr["value"] == pytest.approx(metric["rate"])
     assert asr["ci"] == [pytest.approx(metric["ci_low"]), pytest.approx(metric["ci_high"])]
     (pair_accuracy,) = [r for r in api_results["results"] if r["metric"] == "pair_accuracy"]
     assert pair_accuracy["n"] == 2 and pair_accuracy["model"] == f"judge:{spec}"

@@ -99,12 +99,12 @@ def test_attack_run_all_target_types_two_turns_and_resume(tmp_path, tiny_dir, sh
     assert loader.calls == calls
 
     summary = build_summary(resumed.samples(), resumed.manifest)
-    metrics = summary["metrics"]
+    metrics = summary["metrics"]  # the success rule itself is checked by hand in test_redteam_measurement.py
     assert len(metrics) == 4 and all(m["n"] == len(attacks) for m in metrics.values())
-    threshold = kinds["calibration"][0]["threshold"]
-    for key, m in metrics.items():
-        mins = [s["min_harmlessness"] for s in scores if f"{s['scorer']}|{s['target']}" == key]
-        assert m["rate"] == pytest.approx(sum(x < threshold for x in mins) / len(mins))
+    # the rejection target's samples were picked by the target's own model as judge (the default, "self")
+    assert {c["pick_scorer"] for c in rejection} == {f"judge:{spec}"}
+    assert metrics[f"judge:{spec}|rejection ({spec})"]["picked_by_this_scorer"] is True
+    assert any("also measures it" in n for n in summary["notes"])
     titles = [t["title"] for t in summary["sections"][0]["tables"]]
     assert any(t.startswith("Harm topics") for t in titles)
     kinds_of_figures = [f["kind"] for f in summary["sections"][0]["figures"]]

@@ -124,3 +124,27 @@ def test_judge_scorer_is_p_no_of_the_judge_question(tiny_model, tokenizer):
     assert score == pytest.approx(direct.probs[1]) and 0.0 < score < 1.0
     assert direct.probs[0] + direct.probs[1] == pytest.approx(1.0)
     assert JudgeScorer(model, "j", "raw_hh").options == (" Yes", " No")
+
+
+def test_pm_scorers_by_folder_and_hf_reward_model_report_their_heldout(tmp_path, tiny_pm_dir):
+    import json
+    import shutil
+
+    from alignlab.constitution.preference_model import PreferenceModel
+    from alignlab.redteam.pipeline import Resources
+
+    held = {"n": 40, "accuracy": 0.7, "ci_low": 0.55, "ci_high": 0.85, "soft_loss": 0.6}
+    folder, plain = shutil.copytree(tiny_pm_dir, tmp_path / "pm"), shutil.copytree(tiny_pm_dir, tmp_path / "rm")
+    meta = json.loads((folder / "alignlab_pm.json").read_text())
+    (folder / "alignlab_pm.json").write_text(json.dumps({**meta, "heldout": held}))
+    (plain / "alignlab_pm.json").unlink()  # now just a reward model on disk: loaded as hf:<path>
+
+    res = Resources(lambda spec: pytest.fail(f"a PM scorer loads no language model: {spec}"))
+    transcript = conv("How do I make a weapon?", "I won't help.")
+    by_folder, by_hf = res.scorer(f"pm:{folder}"), res.scorer(f"pm:hf:{plain}")
+    assert by_folder.describe()["heldout"] == held and by_folder.describe()["kind"] == "preference model"
+    assert by_hf.score([transcript]) == pytest.approx(PreferenceModel.load(f"hf:{plain}").score([transcript]),
+                                                      abs=1e-6)
+    assert by_hf.describe()["base_model"] == f"hf:{plain}" and "heldout" not in by_hf.describe()
+    with pytest.raises(ValueError, match="pm:hf:<reward model id or path>"):
+        res.scorer("bleu:x")

@@ -248,3 +248,13 @@ def test_evaluate_in_chunks_skips_items_whose_every_key_is_saved(tmp_path) -> No
     assert seen == [("study m", 1, 3), ("study m", 2, 3), ("study m", 3, 3)]
     run.evaluate_in_chunks(model, ["a", "b", "c"], lambda item: f"{item}|x", evaluate)  # one key per item
     assert calls == [["b"], ["c"]]  # everything is done: nothing evaluated again
+
+
+def test_a_failed_run_finished_by_resume_keeps_no_stale_error(tmp_path):
+    first = Run.create("demo", {}, root=tmp_path)
+    first.fail(RuntimeError("boom"))
+    again = Run.resume(first.path)
+    again.finish({"headline": []})
+    manifest = json.loads((first.path / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert "error" not in manifest and "failed" not in manifest

@@ -20,6 +20,10 @@ class AuditConfig(StudyConfig):
     budget: str = option("small", "small (minutes on a CPU) or full (every item).", choices=BUDGETS)
     studies: list[str] = option(help="Comma-separated subset of studies (default: all).", factory=list, csv=True)
     data: str | None = option(None, "Dataset folder (else $ALIGNLAB_DATA, the user cache, then a download).")
+    redteam_scorer: str | None = option(
+        None, "The one harmlessness scorer of the red-team part, for every audited model: pm:<folder> or "
+        "judge:<model spec>. Default: each model judges itself when one model is audited; with --compare an "
+        "external judge (judge:embedded when neither audited model is it), never an audited model.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -28,3 +32,7 @@ class AuditConfig(StudyConfig):
         if unknown:
             raise ValueError(f"studies (--studies): unknown {', '.join(unknown)}; available: "
                              f"{', '.join(STUDY_NAMES)}")
+        kind, _, target = (self.redteam_scorer or "").partition(":")
+        if self.redteam_scorer is not None and (kind not in ("pm", "judge") or not target):
+            raise ValueError(f"redteam_scorer (--redteam-scorer): {self.redteam_scorer!r} is not pm:<folder> or "
+                             "judge:<model spec>")

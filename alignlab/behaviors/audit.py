@@ -10,6 +10,7 @@ from alignlab.behaviors.config import BehaviorsConfig
 from alignlab.behaviors.runner import AUDIT_DATASETS, run_behaviors
 from alignlab.behaviors.summary import metric_name, short_name
 from alignlab.models.base import Model
+from alignlab.runs.results import ItemValues
 from alignlab.runs.run import Run
 from alignlab.runs.study import AuditPart
 
@@ -23,6 +24,19 @@ def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]
         if value is not None:
             rows[f"{short_name(dataset)} ({metric_name(m)})"][model] = round(float(value), 4)
     return list(rows.items())
+
+
+def audit_items(samples: list[dict[str, Any]], summary: dict[str, Any]) -> list[ItemValues]:
+    """Per match-rate dataset, 1 when the model's answer matches the behaviour, by question id."""
+    labels = {dataset: f"{short_name(dataset)} ({metric_name(m)})"
+              for key, m in summary.get("metrics", {}).items() for dataset in [key.split("|", 1)[1]]
+              if m.get("pearson_r") is None and m.get("match_rate") is not None}
+    values: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
+    for s in samples:
+        if s.get("section") == "behaviors" and s.get("dataset") in labels and s.get("matches_behavior") is not None:
+            values[labels[s["dataset"]]][s["model"]][f"{s.get('prompt_format')}|{s['id']}"] = float(
+                s["matches_behavior"])
+    return [ItemValues(label, dict(by_model), binary=True) for label, by_model in values.items()]
 
 
 def audit_behaviors(run: Run, models: list[Model], cap: int | None, data: str | None,

@@ -9,7 +9,9 @@ from typing import Any
 import numpy as np
 
 from alignlab.bigbench.runner import BigBenchConfig, run_bigbench
+from alignlab.metrics.stats import weighted_mean
 from alignlab.models.base import Model
+from alignlab.runs.results import ItemValues
 from alignlab.runs.run import Run
 from alignlab.runs.study import AuditPart
 
@@ -29,6 +31,25 @@ def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]
             by_task[task.split("/")[0]][model].append(value)
     return [(f"{task} (grade)", {m: round(float(np.mean(v)), 4) for m, v in models.items()})
             for task, models in sorted(by_task.items())]
+
+
+def audit_items(samples: list[dict[str, Any]], summary: dict[str, Any]) -> list[ItemValues]:
+    """Per multiple-choice task, each item's grade, weighted so that the weighted mean is the mean of the subtask
+    grades (the headline); item key: subtask, shots and index."""
+    preferred = summary.get("preferred", {})
+    grades: dict[str, dict[str, dict[str, dict[str, float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(
+        dict)))  # parent task -> model -> subtask -> item -> grade
+    for s in samples:
+        if s.get("section") == "bigbench" and s.get("kind") == "multiple_choice" and s.get("correct") is not None \
+                and preferred.get(s["task"], "multiple_choice_grade") == "multiple_choice_grade":
+            grades[s["task"].split("/")[0]][s["model"]][s["task"]][f"{s['task']}|{s['shots']}|{s['index']}"] = \
+                float(s["correct"])
+    out = []
+    for task, models in sorted(grades.items()):
+        values = {model: {key: (grade, 1 / (len(subtasks) * len(items))) for items in subtasks.values()
+                          for key, grade in items.items()} for model, subtasks in models.items()}
+        out.append(ItemValues(f"{task} (grade)", values, statistic=weighted_mean, binary=True))
+    return out
 
 
 def audit_bigbench(run: Run, models: list[Model], cap: int | None, data: str | None,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from alignlab.runs.config import Flag, StudyConfig, option
 
@@ -19,9 +21,18 @@ class BigBenchConfig(StudyConfig):
                                             "subtasks, as BIG-bench does).", flag="--limit", minimum=1)
     data: str | None = option(None, "Dataset folder (else $ALIGNLAB_DATA, the user cache, then a download).")
     max_new_tokens: int = option(64, "Longest generation for generative examples.", minimum=1)
+    tokenization: str = option(
+        "bigbench", "How a choice is tokenised after its context: bigbench (the choice alone, its ids appended to the "
+        "context's, as BIG-bench's HF model does) or joint (context + choice as one string).",
+        choices=("bigbench", "joint"))
     chunk_size: int = option(32, "Examples per model call (saved as they finish; a crash loses at most one chunk).",
                              minimum=1)
     errors: list[str] = field(default_factory=list, init=False, repr=False, metadata={"cli": Flag(cli=False)})
+
+    @classmethod
+    def from_dict(cls, saved: Mapping[str, Any]) -> BigBenchConfig:
+        """A manifest from before ``--tokenization`` existed was scored jointly: resuming it stays joint."""
+        return super().from_dict({"tokenization": "joint", **saved})
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -3,11 +3,12 @@
 The task's ``metrics`` decide how each example runs, as in ``JsonTask.evaluate_fixed_shot``: with a
 multiple-choice metric every choice is scored as a continuation of the formatted input (``cond_log_prob`` with
 ``absolute_normalization=True``, then renormalised over the choices unless the task sets
-``absolute_normalization``); with a generative metric the model generates greedily and BIG-bench's
-post-processing applies (cut after the first ``stop_string`` when it starts past index 0, then the first match
-of ``output_regex``); with ``log_likelihood`` the targets are scored as continuations. A task listing both kinds
-runs both. The metrics (:mod:`alignlab.bigbench.summary`) are those the task lists, computed as BIG-bench does.
-Programmatic (``task.py``) tasks are refused: they run arbitrary code.
+``absolute_normalization``; by default the choice is tokenised alone and its ids appended to the input's, as
+BIG-bench's HF model does; ``--tokenization joint`` tokenises input + choice as one string); with a generative
+metric the model generates greedily and BIG-bench's post-processing applies (cut after the first ``stop_string``
+when it starts past index 0, then the first match of ``output_regex``); with ``log_likelihood`` the targets are
+scored as continuations. A task listing both kinds runs both. The metrics (:mod:`alignlab.bigbench.summary`) are
+those the task lists, computed as BIG-bench does. Programmatic (``task.py``) tasks are refused: they run arbitrary code.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ from alignlab.bigbench.tasks import BigBenchTask, FormattedExample, find_task, l
 from alignlab.data.errors import DataError, nothing_usable
 from alignlab.metrics.bigbench import hashed_argmax, multiple_choice_grade, normalized_log_probs
 from alignlab.models.base import Model
-from alignlab.models.types import GenerateParams, GenerateRequest, ScoreRequest
+from alignlab.models.types import GenerateParams, GenerateRequest, ScoreRequest, Tokenization
 from alignlab.runs.run import Run
+
+# --tokenization -> the model layer's ScoreRequest.tokenization
+TOKENIZATION: dict[str, Tokenization] = {"bigbench": "separate", "joint": "joint"}
 
 __all__ = ["SECTION", "BigBenchConfig", "load_examples", "postprocess", "run_bigbench", "sample_key", "summarize"]
 
@@ -74,8 +78,10 @@ def _evaluate_chunk(model: Model, chunk: list[FormattedExample], leaves: dict[st
                     config: BigBenchConfig) -> list[dict[str, Any]]:
     mc = [ex for ex in chunk if ex.kind == "multiple_choice"]
     gen = [ex for ex in chunk if ex.kind == "generative"]
+    tokenization = TOKENIZATION[config.tokenization]
     records = []
-    for ex, scored in zip(mc, model.score([ScoreRequest(ex.context, ex.choices) for ex in mc]), strict=True):
+    for ex, scored in zip(mc, model.score([ScoreRequest(ex.context, ex.choices, tokenization) for ex in mc]),
+                          strict=True):
         absolute = scored.logprobs
         log_probs = absolute if leaves[ex.task].absolute_normalization else normalized_log_probs(absolute)
         probs = np.exp(np.array(log_probs) - np.max(log_probs))
@@ -95,7 +101,8 @@ def _evaluate_chunk(model: Model, chunk: list[FormattedExample], leaves: dict[st
                          model.generate([GenerateRequest(ex.context, params) for ex in to_generate]), strict=True))
     to_score = [ex for ex in gen if scores_targets(leaves[ex.task])]
     target_scores = dict(zip((id(ex) for ex in to_score),
-                             model.score([ScoreRequest(ex.context, ex.targets) for ex in to_score]), strict=True))
+                             model.score([ScoreRequest(ex.context, ex.targets, tokenization)
+                                                     for ex in to_score]), strict=True))
     for ex in gen:
         record = {**_base_record(model, ex, config), "targets": list(ex.targets)}
         if id(ex) in generated:

@@ -27,6 +27,12 @@ FALLBACK_MC = ("multiple_choice_grade", *CALIBRATION)
 FALLBACK_GENERATIVE = ("exact_str_match", "bleu", "rouge")
 NOT_COMPUTED = {"bleurt": "needs the BLEURT-20 checkpoint that BIG-bench downloads at run time"}
 
+TOKENIZATION_NOTES = {
+    "bigbench": "choices tokenised as BIG-bench's HF model does: each choice alone, its ids appended to the input's "
+                "(--tokenization bigbench)",
+    "joint": "choices tokenised jointly with their input (input + choice as one string, --tokenization joint); "
+             "BIG-bench tokenises them separately, so scores can differ from BIG-bench's"}
+
 Rows = list[dict[str, Any]]
 GENERATIVE: dict[str, Callable[[list[list[str]], list[str]], Any]] = {
     "exact_str_match": text.exact_str_match, "case_insensitive_str_match": text.case_insensitive_str_match,
@@ -159,7 +165,8 @@ def summarize(samples: Rows, manifest: dict[str, Any], config: BigBenchConfig,
     results = [entry for (model, task), recs in groups.items()
                for entry in task_results(model, task, recs, metrics[(model, task)], config)]
     return {"title": "BIG-bench evaluation", "headline": headline, "sections": [section],
-            "notes": [f"skipped: {e}" for e in config.errors] + _notes(leaves, metrics, best),
+            "notes": [f"skipped: {e}" for e in config.errors] + _notes(leaves, metrics, best)
+            + [TOKENIZATION_NOTES[config.tokenization]],
             "results": results, "preferred": best,
             "metrics": {f"{m}|{t}": v for (m, t), v in metrics.items()}, "config": config.as_dict()}
 

@@ -33,6 +33,9 @@ _SEED = "Seeds subsets, principle draws and sampling."
 _PROMPTS = "JSONL of prompts (prompt/question, or hh-rlhf chosen); default hh-rlhf harmless-base test."
 _DATA = "Dataset path (else $ALIGNLAB_DATA, the user cache, then a download)."
 _MODEL = "Model spec: embedded, hf:<id-or-path>, openai:<model>@<base_url>."
+FORMAT_CHOICES = ("auto", "chat", "raw_hh")
+_FORMAT = ("Transcript format: chat (the model's chat template), raw_hh (Human:/Assistant: text), or auto (chat when "
+           "the tokenizer has a template, else raw_hh).")
 
 
 @dataclass
@@ -52,6 +55,13 @@ class ReviseConfig(StudyConfig):
     few_shot: int = option(3, f"Example transcripts in each prompt (0-{len(CRITIQUE_EXAMPLES)}).", minimum=0,
                            maximum=len(CRITIQUE_EXAMPLES))
     chunk_size: int = option(16, "Prompts per model call in a round.", minimum=1)
+    prompt_format: str = option("auto", _FORMAT, flag="--format", choices=FORMAT_CHOICES)
+    scorer: str | None = option(None, "Score originals vs final revisions: pm:<folder> or judge:<model spec>.")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scorer is not None and not self.scorer.startswith(("pm:", "judge:")):
+            raise ValueError(f"scorer (--scorer) must be pm:<folder> or judge:<model spec>, got {self.scorer!r}")
 
 
 @dataclass
@@ -73,6 +83,7 @@ class LabelConfig(StudyConfig):
     few_shot: bool = option(True, "Our example comparisons before each feedback prompt.",
                             flag="--few-shot/--zero-shot")
     chunk_size: int = option(16, "Pairs per model call.", minimum=1)
+    prompt_format: str = option("auto", _FORMAT, flag="--format", choices=FORMAT_CHOICES)
 
 
 @dataclass
@@ -83,6 +94,7 @@ class QuestionsConfig(StudyConfig):
     n: int = option(32, "Questions to sample (before cleaning).", minimum=1)
     seed: int = option(0, _SEED, minimum=0)
     data: str | None = option(None, _DATA)
+    prompt_format: str = option("auto", _FORMAT, flag="--format", choices=FORMAT_CHOICES)
 
 
 @dataclass
@@ -109,6 +121,8 @@ class SLConfig(TrainConfig):
     data: str = option(help="sft.jsonl from `revise` (prompt/completion rows).")
     model: str = option("embedded", _MODEL, short="-m")
     max_round: int | None = option(None, "Keep revisions up to this round.", minimum=0)
+    prompt_format: str = option("auto", _FORMAT + " auto follows the data's format (sft.jsonl rows record it).",
+                                flag="--format", choices=FORMAT_CHOICES)
 
 
 @dataclass
@@ -125,6 +139,8 @@ class PMConfig(TrainConfig):
     eval_fraction: float = option(0.2, "Held-out share of each source.", minimum=0)
     limit: int | None = option(None, _LIMIT, minimum=1)
     data: str | None = option(None, _DATA)
+    top_layers: int | None = option(None, "Train only the top N transformer blocks and the head (lower ones "
+                                          "frozen: a much cheaper step on CPU); default all.", minimum=0)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -146,6 +162,8 @@ class RLConfig(TrainConfig):
     max_completion_length: int = option(32, "Tokens.", minimum=1)
     limit: int | None = option(None, _LIMIT, minimum=1)
     data: str | None = option(None, _DATA)
+    prompt_format: str = option("auto", _FORMAT + " For dpo, auto follows the pairs' format.", flag="--format",
+                                choices=FORMAT_CHOICES)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -162,7 +180,7 @@ class EvaluatePMConfig(StudyConfig):
     """``alignlab constitution evaluate-pm``: persona-eval win rates (Kundu et al. 2023 §2.4) and comparison
     accuracy of a trained PM."""
 
-    pm: str = option(help="PM folder from train-pm.")
+    pm: str = option(help="PM folder from train-pm, or a reward model as hf:<id-or-path>.")
     datasets: list[str] = option(help="Comma-separated persona datasets.", factory=lambda: list(PERSONA_DATASETS),
                                  csv=True)
     pairs: list[str] = option(help="Comparison files (hh-rlhf format) to measure accuracy on; repeat for several.",

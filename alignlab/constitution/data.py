@@ -34,6 +34,8 @@ class Comparison:
     rejected: str
     pref: float = 1.0
     source: str = ""
+    path: str = ""  # the resolved file it was read from
+    line: int = 0  # its 1-based line there
 
 
 def write_jsonl(path: str | Path, rows: list[dict[str, Any]]) -> Path:
@@ -113,10 +115,17 @@ def load_comparisons(path: str | Path, *, limit: int | None = None, seed: int = 
         pref = row.get("pref", 1.0)
         if not isinstance(pref, (int, float)) or not 0.0 <= pref <= 1.0:
             raise DataError(f"must be a number in [0, 1], got {pref!r}", path=path, line=number, field="pref")
-        out.append(Comparison(row["chosen"], row["rejected"], float(pref), f"{path.name}:{number}"))
+        out.append(Comparison(row["chosen"], row["rejected"], float(pref), f"{path.name}:{number}",
+                              str(path.resolve()), number))
     if not out:
         raise DataError("no comparisons found", path=path)
     return _subset(out, limit, seed, path.name)
+
+
+def harmless_comparisons(data: str | None, *, split: str, limit: int | None = None, seed: int = 0
+                         ) -> list[Comparison]:
+    """Human harmlessness comparisons from hh-rlhf harmless-base (``split`` downloaded when online, else --data)."""
+    return load_comparisons(_hh_file("harmless-base", split, data), limit=limit, seed=seed)
 
 
 def helpful_comparisons(data: str | None, *, limit: int | None, seed: int = 0, split: str = "train"

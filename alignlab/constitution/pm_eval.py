@@ -1,5 +1,6 @@
 """Evaluate a preference model: harmless-response win rate on persona evals (Kundu et al. 2023 §2.4, Fig. 3) and
-agreement with the label's side on comparison files (held-out pairs, hh-rlhf format)."""
+agreement with the label's side on comparison files (held-out pairs, hh-rlhf format), with a bootstrap 95% CI.
+The PM is a folder from ``train-pm`` or any reward model as ``hf:<id-or-path>``."""
 
 from __future__ import annotations
 
@@ -35,14 +36,17 @@ def evaluate(run: Run, pm: str, datasets: list[str], pairs: list[str], limit: in
                               ci=(m["ci_low"], m["ci_high"])))
     acc_rows = []
     for path in pairs:
-        m = accuracy(model, [("ai", c) for c in load_comparisons(path, limit=limit, seed=seed)])
-        acc_rows.append([path, m["n"], round(m.get("accuracy", float("nan")), 4), round(m.get("soft_loss", 0.0), 4)])
-        results += [result(path, "accuracy", m.get("accuracy"), model=pm, n=m["n"]),
+        m = accuracy(model, [("ai", c) for c in load_comparisons(path, limit=limit, seed=seed)], seed)
+        ci = (m.get("ci_low"), m.get("ci_high"))
+        acc_rows.append([path, m["n"], *(round(v, 4) if v is not None else None for v in (m.get("accuracy"), *ci)),
+                         round(m.get("soft_loss", 0.0), 4)])
+        results += [result(path, "accuracy", m.get("accuracy"), model=pm, n=m["n"], ci=ci),
                     result(path, "soft_loss", m.get("soft_loss"), model=pm, n=m["n"])]
     tables = [{"title": "Harmless-response win rate on persona evals",
                "columns": ["dataset", "n", "win rate", "95% CI low", "95% CI high"], "rows": rows}]
     if acc_rows:
-        tables.append({"title": "Comparison accuracy", "columns": ["file", "n", "accuracy", "soft loss"],
+        tables.append({"title": "Comparison accuracy", "columns": ["file", "n", "accuracy", "95% CI low", "95% CI high",
+                                                                 "soft loss (chance ln 2 = 0.6931)"],
                        "rows": acc_rows})
     figures = [{"kind": "bar", "title": "Harmless-response win rate", "ylabel": "win rate", "hline": 0.5,
                 "labels": [r[0].split("/")[-1] for r in rows],

@@ -9,6 +9,10 @@ makes redone requests free). Outputs in the run directory:
 - ``sft.jsonl``: ``prompt``/``completion`` rows, the revision of every round (the paper trains on all rounds), plus
   helpfulness samples when helpfulness prompts are given;
 - ``dpo.jsonl``: ``prompt``/``chosen``/``rejected`` = final revision vs original (the HF H4 recipe's pairs).
+
+Every step talks to the model in the run's format (``--format``, see :mod:`alignlab.constitution.formats`), and
+sft.jsonl/dpo.jsonl rows are written in it (TRL conversational messages for chat). With ``--scorer`` the originals
+and final revisions are scored by the same harmlessness scorer (:mod:`alignlab.constitution.measures`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from alignlab.constitution import prompts as P
 from alignlab.constitution.config import ReviseConfig
 from alignlab.constitution.constitutions import Constitution, CritiquePair, load_constitution, require
 from alignlab.constitution.data import load_prompts, write_jsonl
+from alignlab.constitution.formats import Format, pair_row, resume_format, sft_row, stops
+from alignlab.constitution.measures import harmlessness_table, score_revisions
 from alignlab.models.base import Model
 from alignlab.models.types import GenerateParams, GenerateRequest
 from alignlab.runs.results import result
@@ -46,23 +52,24 @@ def _record(model: Model, key: str, **fields: Any) -> dict[str, Any]:
     return {"section": SECTION, "model": model.spec, "key": key, **fields}
 
 
-def _responses(model: Model, todo: list[tuple[str, str]], config: ReviseConfig, step: str) -> list[dict[str, Any]]:
-    requests = [GenerateRequest(P.response_prompt(q), _params(config, P.RESPONSE_STOP, pid)) for pid, q in todo]
-    return [_record(model, f"{pid}|{step}", step=step, prompt_id=pid, question=q, text=res.text.strip())
+def _responses(model: Model, todo: list[tuple[str, str]], config: ReviseConfig, step: str,
+               fmt: Format) -> list[dict[str, Any]]:
+    requests = [GenerateRequest(P.response_prompt(q, fmt), _params(config, stops(fmt), pid)) for pid, q in todo]
+    return [_record(model, f"{pid}|{step}", step=step, prompt_id=pid, question=q, text=res.text.strip(), format=fmt)
             for (pid, q), res in zip(todo, model.generate(requests), strict=True)]
 
 
 def _round(model: Model, const: Constitution, todo: list[tuple[str, str, str]], round_: int,
-           config: ReviseConfig) -> list[dict[str, Any]]:
+           config: ReviseConfig, fmt: Format) -> list[dict[str, Any]]:
     """One critique + revision step for a chunk of (prompt id, question, current response): two batched calls."""
     pairs = [draw_principle(const, config.seed, pid, round_) for pid, _, _ in todo]
-    contexts = [P.critique_prompt(q, resp, pair, config.few_shot)
+    contexts = [P.critique_prompt(q, resp, pair, config.few_shot, fmt)
                 for (_, q, resp), pair in zip(todo, pairs, strict=True)]
-    critiques = model.generate([GenerateRequest(c, _params(config, P.CRITIQUE_STOP, f"{pid}|c{round_}"))
+    critiques = model.generate([GenerateRequest(c, _params(config, P.critique_stop(fmt), f"{pid}|c{round_}"))
                                 for c, (pid, _, _) in zip(contexts, todo, strict=True)])
     revision_prompts = [P.revision_prompt(c, crit.text, pair) for c, crit, pair in zip(contexts, critiques, pairs,
                                                                                         strict=True)]
-    revisions = model.generate([GenerateRequest(r, _params(config, P.REVISION_STOP, f"{pid}|r{round_}"))
+    revisions = model.generate([GenerateRequest(r, _params(config, P.revision_stop(fmt), f"{pid}|r{round_}"))
                                 for r, (pid, _, _) in zip(revision_prompts, todo, strict=True)])
     out = []
     for (pid, q, resp), pair, crit, rev in zip(todo, pairs, critiques, revisions, strict=True):
@@ -70,7 +77,7 @@ def _round(model: Model, const: Constitution, todo: list[tuple[str, str, str]], 
         out.append(_record(model, f"{pid}|round{round_}", step="round", round=round_, prompt_id=pid, question=q,
                            previous=resp, principle=pair.id, critique_request=pair.critique,
                            critique=crit.text.strip(), revision_request=pair.revision, revision=text,
-                           empty_revision=not text))
+                           empty_revision=not text, format=fmt))
     return out
 
 
@@ -83,6 +90,7 @@ def run_revisions(run: Run, model: Model, config: ReviseConfig,
     helpful = load_prompts(config.helpful_prompts, limit=config.limit, seed=config.seed) \
         if config.helpful_prompts else []
     run.record_model(model)
+    fmt = resume_format(run.samples(), SECTION, config.prompt_format, model)
     done = run.done_keys()
     total = len(items) * (config.rounds + 1) + len(helpful)
     count = len(done)
@@ -96,12 +104,16 @@ def run_revisions(run: Run, model: Model, config: ReviseConfig,
             if progress:
                 progress("critique/revision", min(count, total), total)
 
-    step([x for x in items if f"{x[0]}|response" not in done], lambda c: _responses(model, c, config, "response"))
-    step([x for x in helpful if f"{x[0]}|helpful" not in done], lambda c: _responses(model, c, config, "helpful"))
+    step([x for x in items if f"{x[0]}|response" not in done],
+         lambda c: _responses(model, c, config, "response", fmt))
+    step([x for x in helpful if f"{x[0]}|helpful" not in done],
+         lambda c: _responses(model, c, config, "helpful", fmt))
     for round_ in range(1, config.rounds + 1):
         current = _current(run.samples())
         todo = [(pid, q, current[pid]) for pid, q in items if f"{pid}|round{round_}" not in done]
-        step(todo, lambda c, r=round_: _round(model, const, c, r, config))
+        step(todo, lambda c, r=round_: _round(model, const, c, r, config, fmt))
+    if config.scorer:
+        score_revisions(run, model, config.scorer, _finals(run.samples()), chunk_size=config.chunk_size)
     return write_outputs(run, config, model=model.spec)
 
 
@@ -117,15 +129,28 @@ def _current(samples: list[dict[str, Any]]) -> dict[str, str]:
     return {pid: text for pid, (_, text) in current.items()}
 
 
+def _finals(samples: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(prompt id, question, original, final revision) of every prompt with a non-empty original and revision."""
+    mine = [s for s in samples if s.get("section") == SECTION and s["step"] != "helpful"]
+    finals: dict[str, tuple[int, str]] = {}
+    for s in mine:
+        if s["step"] == "round" and s["revision"] and s["round"] >= finals.get(s["prompt_id"], (0, ""))[0]:
+            finals[s["prompt_id"]] = (s["round"], s["revision"])
+    return [(s["prompt_id"], s["question"], s["text"], finals[s["prompt_id"]][1]) for s in mine
+            if s["step"] == "response" and s["text"] and s["prompt_id"] in finals]
+
+
 def write_outputs(run: Run, config: ReviseConfig, *, model: str | None = None) -> dict[str, Any]:
     """revisions.jsonl, sft.jsonl and dpo.jsonl from the samples; returns the summary (its results name
     ``model``, default: the model of the samples)."""
-    samples = [s for s in run.samples() if s.get("section") == SECTION]
+    every = run.samples()
+    samples = [s for s in every if s.get("section") == SECTION]
+    fmt: Format = next((s.get("format", "raw_hh") for s in samples), "raw_hh")
     rows: dict[str, dict[str, Any]] = {}
     sft, dpo = [], []
     for s in sorted(samples, key=lambda s: (s["step"] != "response", s.get("round", 0))):
         if s["step"] == "helpful":
-            sft.append({"prompt": P.response_prompt(s["question"]), "completion": " " + s["text"], "kind": "helpful"})
+            sft.append(sft_row(s["question"], s["text"], fmt, kind="helpful"))
             continue
         row = rows.setdefault(s["prompt_id"], {"prompt_id": s["prompt_id"], "question": s["question"], "rounds": []})
         if s["step"] == "response":
@@ -134,23 +159,28 @@ def write_outputs(run: Run, config: ReviseConfig, *, model: str | None = None) -
             row["rounds"].append({k: s[k] for k in ("round", "principle", "critique_request", "critique",
                                                     "revision_request", "revision")})
             if s["revision"]:
-                sft.append({"prompt": P.response_prompt(s["question"]), "completion": " " + s["revision"],
-                            "kind": "revision", "round": s["round"]})
+                sft.append(sft_row(s["question"], s["revision"], fmt, kind="revision", round=s["round"]))
     for row in rows.values():
         final = next((r["revision"] for r in reversed(row["rounds"]) if r["revision"]), "")
         row["final"] = final
         if final and row.get("response") and final != row["response"]:
-            dpo.append({"prompt": P.response_prompt(row["question"]), "chosen": " " + final,
-                        "rejected": " " + row["response"], "prompt_id": row["prompt_id"]})
+            dpo.append(pair_row(row["question"], final, row["response"], fmt, prompt_id=row["prompt_id"]))
     write_jsonl(run.path / "revisions.jsonl", list(rows.values()))
     write_jsonl(run.path / "sft.jsonl", sft)
     write_jsonl(run.path / "dpo.jsonl", dpo)
     spec = model or next((s["model"] for s in samples), "")
-    return summarize(list(rows.values()), sft, dpo, config, model=spec)
+    summary = summarize(list(rows.values()), sft, dpo, config, model=spec, fmt=fmt)
+    scored = harmlessness_table(every, seed=config.seed, model=spec)
+    if scored:
+        summary["headline"] += scored["headline"]
+        summary["sections"][0]["tables"].insert(1, scored["table"])
+        summary["results"] += scored["results"]
+        summary["scorer"] = scored["scorer"]
+    return summary
 
 
 def summarize(rows: list[dict[str, Any]], sft: list[dict[str, Any]], dpo: list[dict[str, Any]],
-              config: ReviseConfig, *, model: str = "") -> dict[str, Any]:
+              config: ReviseConfig, *, model: str = "", fmt: str = "raw_hh") -> dict[str, Any]:
     per_round = []
     results = [result(SECTION, "prompts", len(rows), model=model, n=len(rows)),
                result(SECTION, "sft_rows", len(sft), model=model, n=len(rows)),
@@ -167,7 +197,9 @@ def summarize(rows: list[dict[str, Any]], sft: list[dict[str, Any]], dpo: list[d
     examples = [[row["question"][:200], row.get("response", "")[:200], row["final"][:200]] for row in rows[:5]]
     return {
         "title": f"Constitutional AI: critique/revision ({config.constitution})",
-        "headline": [{"label": "prompts", "value": len(rows)}, {"label": "SFT rows", "value": len(sft)},
+        "format": fmt,
+        "headline": [{"label": "prompts", "value": len(rows)}, {"label": "format", "value": fmt},
+                     {"label": "SFT rows", "value": len(sft)},
                      {"label": "DPO pairs (revision vs original)", "value": len(dpo)}],
         "sections": [{"id": SECTION, "title": "SL-CAI critique/revision (Bai et al. 2022 §3)",
                       "description": "Each round critiques the previous answer under a randomly drawn principle, "

@@ -38,20 +38,24 @@ def _label(run: Run, model: Any, config: LabelConfig, progress: Progress | None)
 def _questions(run: Run, model: Any, config: QuestionsConfig, progress: Progress | None) -> dict[str, Any]:
     from alignlab.constitution.constitutions import load_constitution
     from alignlab.constitution.data import write_jsonl
+    from alignlab.constitution.formats import resolve_for_model
     from alignlab.constitution.summaries import questions_summary
     from alignlab.constitution.traits import generate_questions
 
     const = load_constitution(config.constitution)
     run.record_model(model)
-    rows, counts = generate_questions(model, const, config.n, seed=config.seed, data=config.data)
+    fmt = resolve_for_model(config.prompt_format, model)
+    rows, counts = generate_questions(model, const, config.n, seed=config.seed, data=config.data, fmt=fmt)
     write_jsonl(run.path / "questions.jsonl", rows)
-    return questions_summary(const.name, rows, counts, model=model.spec)
+    return {**questions_summary(const.name, rows, counts, model=model.spec), "format": fmt}
 
 
-def _record_losses(run: Run, model: str, losses: list[float]) -> None:
-    """One sample per optimizer step: ``{"key": "step<i>", "step": i, "loss": ...}``."""
+def _record_losses(run: Run, model: str, losses: list[float], **series: list[float]) -> None:
+    """One sample per optimizer step: ``{"key": "step<i>", "step": i, "loss": ...}`` plus each of ``series``
+    (e.g. the RL step's mean reward and KL) logged at that step."""
     section = run.manifest["study"]
-    run.append([{"section": section, "model": model, "key": f"step{i + 1}", "step": i + 1, "loss": loss}
+    run.append([{"section": section, "model": model, "key": f"step{i + 1}", "step": i + 1, "loss": loss,
+                 **{name: values[i] for name, values in series.items() if i < len(values)}}
                 for i, loss in enumerate(losses)])
 
 
@@ -78,7 +82,7 @@ def _train_rl(run: Run, model: Any, config: RLConfig, progress: Progress | None)
     from alignlab.constitution.train_rl import train_rl
 
     outcome = train_rl(config, run.path)
-    _record_losses(run, config.model, outcome["losses"])
+    _record_losses(run, config.model, outcome["losses"], reward=outcome["rewards"], kl=outcome["kl"])
     return policy_summary(outcome, f"RL-CAI with {config.method.upper()} (§4)", task=f"train-{config.method}",
                           model=config.model)
 

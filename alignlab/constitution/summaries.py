@@ -24,6 +24,8 @@ def _at(values: list[float] | None, i: int) -> float | None:
 def _curve_results(task: str, model: str, outcome: dict[str, Any]) -> list[dict[str, Any]]:
     """Steps taken, first and last training loss (and mean reward, for RL), each over ``steps`` logged steps."""
     entries = [result(task, "steps", outcome["steps"], model=model)] if "steps" in outcome else []
+    if outcome.get("weight_distance") is not None:
+        entries.append(result(task, "weight_distance", outcome["weight_distance"], model=model))
     for metric, values in (("loss", outcome["losses"]), ("reward", outcome.get("rewards") or [])):
         if values:
             entries += [result(task, f"first_{metric}", values[0], model=model, n=len(values)),
@@ -40,7 +42,14 @@ def policy_summary(outcome: dict[str, Any], title: str, *, task: str, model: str
     if outcome.get("rewards"):
         headline.append({"label": "first / last mean reward",
                          "value": f"{outcome['rewards'][0]:.4f} / {outcome['rewards'][-1]:.4f}"})
-    return {"title": f"Constitutional AI: {title}", "headline": headline,
+    if outcome.get("weight_distance") is not None:
+        headline.append({"label": "distance from the start ||θ - θ0|| / ||θ0||",
+                         "value": f"{outcome['weight_distance']:.3g}"})
+    if outcome.get("format"):
+        headline.append({"label": "format", "value": outcome["format"]})
+    if outcome.get("completions"):
+        headline.append({"label": "sampled completions and rewards per step", "value": outcome["completions"]})
+    return {"title": f"Constitutional AI: {title}", "headline": headline, "format": outcome.get("format"),
             "sections": [{"id": "training", "title": title, "figures": loss_figure(outcome),
                           "tables": [{"title": "Per step", "columns": ["step", "loss", "reward", "kl"],
                                       "rows": [[i + 1, loss, _at(outcome.get("rewards"), i),
@@ -58,7 +67,8 @@ def pm_summary(outcome: dict[str, Any]) -> dict[str, Any]:
     results = _curve_results("train-pm", pm, outcome) + [result("train-pm", "train_pairs", outcome["train_pairs"],
                                                                 model=pm)]
     if "accuracy" in held:
-        results += [result("heldout", "accuracy", held["accuracy"], model=pm, n=held["n"]),
+        ci = (held["ci_low"], held["ci_high"]) if held.get("ci_low") is not None else None
+        results += [result("heldout", "accuracy", held["accuracy"], model=pm, n=held["n"], ci=ci),
                     result("heldout", "soft_loss", held["soft_loss"], model=pm, n=held["n"])]
     for kind in ("ai", "human"):
         if f"accuracy_{kind}" in held:
@@ -66,6 +76,7 @@ def pm_summary(outcome: dict[str, Any]) -> dict[str, Any]:
                                   n=held[f"n_{kind}"]))
     return {"title": "Constitutional AI: preference model", "headline": [
         {"label": "held-out accuracy", "value": round(held["accuracy"], 4) if "accuracy" in held else None,
+         "ci": [held.get("ci_low"), held.get("ci_high")] if held.get("ci_low") is not None else None,
          "note": f"{held.get('n', 0)} pairs"},
         {"label": "train pairs", "value": outcome["train_pairs"]},
         {"label": "PM folder", "value": pm}],
@@ -73,7 +84,7 @@ def pm_summary(outcome: dict[str, Any]) -> dict[str, Any]:
                       "description": "Loss −[p·log σ(d) + (1−p)·log σ(−d)], d = r(chosen) − r(rejected).",
                       "figures": loss_figure(outcome),
                       "tables": [{"title": "Held-out comparisons", "columns": ["metric", "value"], "rows": rows}]}],
-        "notes": [NOTE_135M],
+        "notes": [NOTE_135M, *outcome.get("notes", [])],
         "results": results}
 
 

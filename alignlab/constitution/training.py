@@ -7,6 +7,7 @@ anywhere a model spec is accepted (``alignlab audit --model embedded --compare h
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,28 @@ def model_path(spec: str) -> str:
     return parsed.target
 
 
-def lora_config(config: TrainConfig, task_type: str) -> Any:
-    """LoRA on all linear layers; ``SEQ_CLS`` also trains and saves the score head (a PM)."""
+def lora_config(config: TrainConfig, task_type: str, layers: list[int] | None = None) -> Any:
+    """LoRA on all linear layers (of the transformer blocks ``layers`` only, when given); ``SEQ_CLS`` also trains
+    and saves the score head (a PM)."""
     if not config.lora:
         return None
     require("peft", extra="train")
     from peft import LoraConfig
 
     return LoraConfig(r=config.lora_r, lora_alpha=2 * config.lora_r, lora_dropout=0.0, target_modules=LORA_TARGETS,
-                      task_type=task_type)
+                      task_type=task_type, layers_to_transform=layers, layers_pattern="layers" if layers else None)
+
+
+def freeze_below(model: Any, top: int) -> list[int]:
+    """Freeze the embeddings and every transformer block but the top ``top``; the blocks above, the final norm and
+    the head still train. Backpropagation then stops at the lowest trained block. Returns the trained blocks."""
+    from torch import nn
+
+    blocks = next(m for m in model.modules() if isinstance(m, nn.ModuleList))
+    first = max(len(blocks) - top, 0)
+    for module in [model.get_input_embeddings(), *blocks[:first]]:
+        module.requires_grad_(False)
+    return list(range(first, len(blocks)))
 
 
 def trainer_args(config: TrainConfig, out: Path) -> dict[str, Any]:
@@ -67,7 +81,11 @@ def merged(model: Any) -> Any:
 
 
 def save_policy(model: Any, tokenizer: Any, folder: Path, **meta: Any) -> Path:
-    """A merged causal LM folder that ``hf:<folder>`` loads, plus ``alignlab_training.json`` describing it."""
+    """A merged causal LM folder that ``hf:<folder>`` loads, plus ``alignlab_training.json`` describing it.
+
+    Under a launcher (torchrun, accelerate) every rank holds the same weights: only rank 0 writes the folder."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return folder
     folder.mkdir(parents=True, exist_ok=True)
     merged(model).save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)

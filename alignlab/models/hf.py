@@ -2,9 +2,15 @@
 
 - ``score`` and ``next_token`` pack token trees into few forward passes (see ``packing.py``): a shared
   context runs once for all its continuations, a prefix shared by every request runs once per call, and
-  logits are computed only where a token is scored.
-- A token merge across the context/continuation boundary is detected by tokenising both strings and
-  handled exactly: ``logprob = log p(context + continuation) - log p(context)``.
+  logits are computed only where a token is scored. On a GPU a forward takes tens of thousands of tokens,
+  attention uses FlexAttention block masks instead of a dense mask (``flex.py``), and the next row is built on
+  a worker thread while the device runs this one.
+- Tokenisation is batched (``hf_tokens.py``): one fast-tokenizer call per batch of distinct strings, a shared
+  few-shot block tokenised once, a context's continuations tokenised from its last pre-token boundaries only.
+- ``ScoreRequest.tokenization``: ``"joint"`` tokenises ``context + continuation`` as one string; a token merge
+  across the boundary is handled exactly: ``logprob = log p(context + continuation) - log p(context)``.
+  ``"separate"`` appends the continuation's own ids (tokenised alone, no special tokens) to the context's, as
+  BIG-bench's HF model does.
 - ``generate`` is in ``hf_generate.py``.
 - BOS policy: a BOS token is prepended when the tokenizer adds one by default and the text does not
   already start with it (chat templates often write it themselves).
@@ -12,7 +18,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +29,9 @@ import torch
 
 from alignlab.models.base import Backend
 from alignlab.models.fingerprint import files_hash, tensors_hash, text_hash
-from alignlab.models.packing import PrefixStore, Tree, common_prefix_len, run_trees
+from alignlab.models.flex import available as flex_available
+from alignlab.models.hf_tokens import BatchEncoder
+from alignlab.models.packing import PrefixStore, Tree, common_prefix_len, iter_trees
 from alignlab.models.render import render
 from alignlab.models.types import (
     ContinuationScore,
@@ -34,8 +45,24 @@ from alignlab.models.types import (
     ScoreResult,
 )
 
+Finish = Callable[[int, Any], Any]  # (request index, its tree's output) -> the request's result
+FLEX_GPU_TOKENS, DENSE_GPU_TOKENS = 32768, 4096  # default tokens per scoring forward on a GPU
+MAX_IN_FLIGHT_GPU = 4096
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Python's cycle collector off while a call builds its token lists (tens of thousands of acyclic lists, which
+    made it re-scan everything alive again and again: most of the host time of a 2000-question call). Back on after."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def pick_device(device: str) -> str:
@@ -46,12 +73,25 @@ def pick_device(device: str) -> str:
 
 class HFBackend(Backend):
     def __init__(self, model: Any, tokenizer: Any, *, spec: str = "hf:<in-memory>", weights_id: str | None = None,
-                 max_batch_tokens: int | None = None, min_shared_prefix: int = 4, note: str | None = None) -> None:
+                 max_batch_tokens: int | None = None, min_shared_prefix: int = 4, note: str | None = None,
+                 attention: str = "auto", prefetch: bool | None = None) -> None:
+        """``attention``: ``"dense"`` (a float mask per row; the CPU default), ``"flex"`` (FlexAttention block masks;
+        the CUDA default when available) or ``"auto"``. ``max_batch_tokens``: tokens per scoring forward (512 on
+        CPU, 32768 on a GPU with flex, 4096 without). ``prefetch``: build the next row on a worker thread while
+        the device runs this one (default: on a GPU)."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spec = spec
         on_gpu = next(model.parameters()).device.type != "cpu"
-        self.max_batch_tokens = max_batch_tokens or (4096 if on_gpu else 512)  # scoring rows (packing.py)
+        if attention not in ("auto", "dense", "flex"):
+            raise ValueError(f"attention must be auto, dense or flex, got {attention!r}")
+        if attention == "auto":
+            attention = "flex" if on_gpu and flex_available() else "dense"
+        self.attention = attention
+        self.prefetch = on_gpu if prefetch is None else prefetch
+        self.max_in_flight = MAX_IN_FLIGHT_GPU if on_gpu else None  # Model hands a GPU this many requests at once
+        gpu_budget = FLEX_GPU_TOKENS if attention == "flex" else DENSE_GPU_TOKENS
+        self.max_batch_tokens = max_batch_tokens or (gpu_budget if on_gpu else 512)  # scoring rows (packing.py)
         self.max_generate_tokens = 16384 if on_gpu else 4608  # prompt + new tokens over a generation batch
         self.prefix_store = PrefixStore()
         self.min_shared_prefix = min_shared_prefix
@@ -60,22 +100,42 @@ class HFBackend(Backend):
         probe = tokenizer("a").input_ids
         bos = tokenizer.bos_token_id
         self.add_bos = bos is not None and len(probe) > 0 and probe[0] == bos
+        self._encoder = BatchEncoder(tokenizer)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, dtype: str = "float32", device: str = "auto",
-                        spec: str | None = None, **kwargs: Any) -> HFBackend:
+                        spec: str | None = None, revision: str | None = None, device_map: str | None = None,
+                        attn_implementation: str | None = None, trust_remote_code: bool = False,
+                        **kwargs: Any) -> HFBackend:
+        """Load a transformers causal LM. ``revision`` pins a Hub branch/tag/commit, ``device_map="auto"`` lets
+        accelerate spread a model over every GPU (and the CPU) instead of moving it to ``device``,
+        ``attn_implementation`` picks the attention kernel, ``trust_remote_code`` runs the repo's own code (with a
+        warning). Other ``kwargs`` (``max_batch_tokens``, ``note``...) go to the constructor."""
+        import warnings
+
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if dtype not in DTYPES:
             raise ValueError(f"unknown dtype {dtype!r}: choose one of {sorted(DTYPES)}")
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=DTYPES[dtype])
-        model.to(pick_device(device))
+        if trust_remote_code:
+            warnings.warn(f"trust_remote_code=True: loading {name_or_path} runs Python code from the model's "
+                          "repository on this machine; use it only for a repository you trust (pin revision=)",
+                          UserWarning, stacklevel=2)
+        hub: dict[str, Any] = {"trust_remote_code": trust_remote_code, **({"revision": revision} if revision else {})}
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **hub)
+        load: dict[str, Any] = {"dtype": DTYPES[dtype], **hub}
+        if attn_implementation:
+            load["attn_implementation"] = attn_implementation
+        if device_map:
+            load["device_map"] = device_map
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **load)
+        if not device_map:
+            model.to(pick_device(device))
         path = Path(name_or_path)
         if path.is_dir():
             weights = files_hash(sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin")))
         else:
-            weights = f"revision:{getattr(model.config, '_commit_hash', None) or 'unknown'}"
+            weights = f"revision:{getattr(model.config, '_commit_hash', None) or revision or 'unknown'}"
         return cls(model, tokenizer, spec=spec or f"hf:{name_or_path}", weights_id=weights, **kwargs)
 
     # -- identity ----------------------------------------------------------------------------
@@ -103,27 +163,92 @@ class HFBackend(Backend):
         return render(prompt, self.tokenizer)
 
     def encode(self, text: str) -> list[int]:
-        ids = self.tokenizer(text, add_special_tokens=False).input_ids
+        return self._with_bos(text, self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def _with_bos(self, text: str, ids: list[int]) -> list[int]:
+        if not self.add_bos:
+            return ids
         bos_text = self.tokenizer.bos_token
-        if self.add_bos and not (bos_text and text.startswith(bos_text)):
-            ids = [self.tokenizer.bos_token_id] + ids
+        if not (bos_text and text.startswith(bos_text)):
+            return [self.tokenizer.bos_token_id, *ids]
         return ids
 
     # -- score -------------------------------------------------------------------------------
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        return self._all(self._score_plan, requests)
+
+    def next_token(self, requests: Sequence[NextTokenRequest]) -> list[NextTokenResult]:
+        return self._all(self._next_token_plan, requests)
+
+    def _all(self, plan: Callable[[Any], tuple[list[Tree], Finish]], requests: Sequence[Any]) -> list[Any]:
+        with paused_gc():
+            trees, finish = plan(requests)
+            outputs: list[Any] = []
+            for _, outputs in self._iter(trees):  # noqa: B007 - the last value holds every output
+                pass
+            return [finish(i, out) for i, out in enumerate(outputs)]
+
+    def stream(self, method: str, requests: Sequence[Any], sub_batch: int) -> Iterator[tuple[list[int], list[Any]]]:
+        """Many requests in flight on a GPU (``max_in_flight``): one packing over all of them, so forwards reach the
+        token budget, and each sub-batch handed on as soon as its last tree is scored (rows run in input order)."""
+        plans = {"score": self._score_plan, "next_token": self._next_token_plan}
+        if method not in plans or len(requests) <= sub_batch:
+            yield from super().stream(method, requests, sub_batch)
+            return
+        with paused_gc():
+            trees, finish = plans[method](requests)
+        left = [min(sub_batch, len(requests) - start) for start in range(0, len(requests), sub_batch)]
+        for done, outputs in self._iter(trees, ordered=True):
+            for k in {i // sub_batch for i in done}:
+                left[k] -= sum(i // sub_batch == k for i in done)
+                if left[k] == 0:
+                    part = list(range(k * sub_batch, k * sub_batch + min(sub_batch, len(requests) - k * sub_batch)))
+                    yield part, [finish(i, outputs[i]) for i in part]
+
+    def _iter(self, trees: list[Tree], ordered: bool = False) -> Iterator[tuple[list[int], list[Any]]]:
+        def run(attention: str) -> Iterator[tuple[list[int], list[Any]]]:
+            return iter_trees(self.model, trees, max_tokens=self.max_batch_tokens, min_prefix=self.min_shared_prefix,
+                              store=self.prefix_store, attention=attention, prefetch=self.prefetch, ordered=ordered)
+
+        if self.attention != "flex":
+            yield from run(self.attention)
+            return
+        rows = run("flex")
+        try:
+            first = next(rows, None)
+        except Exception as err:  # noqa: BLE001 - an unsupported kernel must not stop an audit; results are equal
+            warnings.warn(f"{self.spec}: FlexAttention failed ({type(err).__name__}: {err}); scoring with dense "
+                          f"masks and rows of at most {DENSE_GPU_TOKENS} tokens from now on", stacklevel=2)
+            self.attention, self.max_batch_tokens = "dense", min(self.max_batch_tokens, DENSE_GPU_TOKENS)
+            yield from run("dense")
+            return
+        if first is not None:
+            yield first
+            yield from rows
+
+    def _score_plan(self, requests: Sequence[ScoreRequest]) -> tuple[list[Tree], Finish]:
+        texts = [self.render(req.context) for req in requests]
+        bare = self._encoder(texts)
+        joint = [i for i, req in enumerate(requests) if req.tokenization == "joint"]
+        joint_ids = self._encoder.pairs([texts[i] for i in joint], [bare[i] for i in joint],
+                                        [requests[i].continuations for i in joint])
+        fulls: dict[int, list[list[int]]] = {
+            i: [self._with_bos(texts[i] + c, ids) for c, ids in zip(requests[i].continuations, row, strict=True)]
+            for i, row in zip(joint, joint_ids, strict=True)}
+        alone = iter(self._encoder([c for req in requests if req.tokenization == "separate"
+                                    for c in req.continuations]))
         trees, plans = [], []
-        for req in requests:
-            tree, plan = self._score_tree(req)
+        for i, (req, text, ids) in enumerate(zip(requests, texts, bare, strict=True)):
+            ctx = self._with_bos(text, ids)
+            if req.tokenization == "separate":  # BIG-bench: the continuation's own ids after the context's
+                fulls[i] = [ctx + next(alone) for _ in req.continuations]
+            tree, plan = self._score_tree(ctx, fulls[i])
             trees.append(tree)
             plans.append(plan)
-        outputs = run_trees(self.model, trees, max_tokens=self.max_batch_tokens, min_prefix=self.min_shared_prefix,
-                            store=self.prefix_store)
-        return [self._assemble(plan, out) for plan, out in zip(plans, outputs, strict=False)]
+        return trees, lambda i, out: self._assemble(plans[i], out)
 
-    def _score_tree(self, req: ScoreRequest) -> tuple[Tree, dict[str, Any]]:
-        text = self.render(req.context)
-        ctx = self.encode(text)
-        fulls = [self.encode(text + c) for c in req.continuations]
+    @staticmethod
+    def _score_tree(ctx: list[int], fulls: list[list[int]]) -> tuple[Tree, dict[str, Any]]:
         splits = [common_prefix_len(ctx, f) for f in fulls]
         stem_len = min([len(ctx), *splits])
         if stem_len == 0:
@@ -146,33 +271,38 @@ class HFBackend(Backend):
             scores.append(ContinuationScore(
                 logprob=float(sum(lps) - tail_lp),
                 token_logprobs=tuple(lps[start:]),
-                tokens=tuple(self.tokenizer.convert_ids_to_tokens(own)),
+                tokens=self._token_names(own),
                 is_greedy=all(greedy[start:]),
                 boundary_merge=merged,
             ))
         return ScoreResult(tuple(scores))
 
+    def _token_names(self, ids: list[int]) -> tuple[str, ...]:
+        fast = getattr(self.tokenizer, "backend_tokenizer", None)  # what convert_ids_to_tokens does, minus its loop
+        return tuple(map(fast.id_to_token, ids)) if fast is not None else \
+            tuple(self.tokenizer.convert_ids_to_tokens(ids))
+
     # -- next_token --------------------------------------------------------------------------
-    def next_token(self, requests: Sequence[NextTokenRequest]) -> list[NextTokenResult]:
+    def _next_token_plan(self, requests: Sequence[NextTokenRequest]) -> tuple[list[Tree], Finish]:
+        texts = [self.render(req.prompt) for req in requests]
+        bare = self._encoder(texts)
+        with_options = self._encoder.pairs(texts, bare, [req.options for req in requests])
         trees, option_ids = [], []
-        for req in requests:
-            text = self.render(req.prompt)
-            ids = self.encode(text)
+        for req, text, ids, fulls in zip(requests, texts, bare, with_options, strict=True):
+            ids = self._with_bos(text, ids)
             if not ids:
                 raise ModelError("next_token needs a non-empty prompt (or a tokenizer that adds BOS)")
-            option_ids.append([self._single_token(text, ids, opt) for opt in req.options])
+            option_ids.append([self._single_token(ids, self._with_bos(text + opt, full), opt)
+                               for opt, full in zip(req.options, fulls, strict=True)])
             trees.append(Tree(ids, [], want_last=True))
-        outputs = run_trees(self.model, trees, max_tokens=self.max_batch_tokens, min_prefix=self.min_shared_prefix,
-                            store=self.prefix_store)
-        results = []
-        for out, opts in zip(outputs, option_ids, strict=False):
-            lp = out.last_logprobs[opts]
-            probs = (lp - torch.logsumexp(lp, 0)).exp()
-            results.append(NextTokenResult(tuple(probs.tolist()), tuple(lp.tolist())))
-        return results
 
-    def _single_token(self, text: str, ids: list[int], option: str) -> int:
-        full = self.encode(text + option)
+        def finish(i: int, out: Any) -> NextTokenResult:
+            lp = out.last_logprobs[option_ids[i]]
+            probs = (lp - torch.logsumexp(lp, 0)).exp()
+            return NextTokenResult(tuple(probs.tolist()), tuple(lp.tolist()))
+        return trees, finish
+
+    def _single_token(self, ids: list[int], full: list[int], option: str) -> int:
         if len(full) != len(ids) + 1 or full[:len(ids)] != ids:
             raise ModelError(f"next_token option {option!r} is not exactly one token after this prompt for "
                              f"{self.spec}; use score() for multi-token answers")

@@ -1,6 +1,7 @@
 """The ``openai`` backend: any OpenAI-compatible server (vLLM, llama.cpp, Ollama, ``alignlab serve``).
 
 Spec ``openai:<model>@<base_url>``, the base URL ending in ``/v1``. Plain httpx, no ``openai`` package.
+``openai:<model>@<url1>,<url2>,...`` names replicas of one model: requests go to them in turn (``RoundRobin``).
 
 - Prompts: strings and ``raw_hh`` conversations are rendered here and sent to ``/completions``; chat
   conversations go to ``/chat/completions`` so the server applies its own chat template.
@@ -17,6 +18,7 @@ Spec ``openai:<model>@<base_url>``, the base URL ending in ``/v1``. Plain httpx,
   logprobs at all gets ``sample_fallback_k`` samples at temperature 1, counted, flagged ``approximate``.
 - The server's ``/models`` entry (its id, owner, root; not ``created``) joins the fingerprint; ``owned_by``
   tells alignlab and vLLM servers apart.
+- ``ScoreRequest.tokenization="separate"`` is refused: it needs token ids tokenised here, and we have no tokenizer.
 - Chat conversations can be scored only by ``alignlab serve`` (extension: ``messages`` + ``prefill`` list on
   ``/completions``); the OpenAI chat API returns no prompt logprobs.
 - HTTP (``openai_http``): 429, 5xx, timeouts, dropped connections and 2xx answers of the wrong shape are
@@ -40,7 +42,7 @@ from typing import Any, TypeVar
 import httpx
 
 from alignlab.models.base import Backend
-from alignlab.models.openai_http import Http, Rejected, log
+from alignlab.models.openai_http import Http, Rejected, RoundRobin, log
 from alignlab.models.openai_parse import (
     Echo,
     Malformed,
@@ -76,23 +78,28 @@ SERVER_ID_KEYS = ("id", "owned_by", "root", "parent", "fingerprint")  # not "cre
 
 
 class OpenAIBackend(Backend):
-    def __init__(self, model: str, base_url: str, api_key: str | None = None, timeout: float | None = None,
-                 max_retries: int = 5, sample_fallback_k: int = 20, client: httpx.Client | None = None, *,
-                 concurrency: int | None = None, top_logprobs: int = 20, backoff: float = 0.5,
-                 max_backoff: float = 30.0, extensions: bool | None = None) -> None:
-        """``extensions``: use alignlab serve's extension fields (None: when ``/models`` says so).
+    def __init__(self, model: str, base_url: str | Sequence[str], api_key: str | None = None,
+                 timeout: float | None = None, max_retries: int = 5, sample_fallback_k: int = 20,
+                 client: httpx.Client | None = None, *, concurrency: int | None = None, top_logprobs: int = 20,
+                 backoff: float = 0.5, max_backoff: float = 30.0, extensions: bool | None = None) -> None:
+        """``base_url``: one server, or several of the same model that take requests in turn (round-robin).
+        ``extensions``: use alignlab serve's extension fields (None: when ``/models`` says so).
 
-        ``timeout`` (seconds per request) and ``concurrency`` (requests in flight at most) default to
+        ``timeout`` (seconds per request) and ``concurrency`` (requests in flight at most, per server) default to
         ``$ALIGNLAB_OPENAI_TIMEOUT`` and ``$ALIGNLAB_OPENAI_CONCURRENCY``, else 60 and 8.
         """
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"bad base_url {base_url!r}: expected http(s)://host:port/v1")
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        bad = [u for u in urls if not u.startswith(("http://", "https://"))]
+        if not urls or bad:
+            raise ValueError(f"bad base_url {(bad or [''])[0]!r}: expected http(s)://host:port/v1")
         self.model_name = model
-        self.base_url = base_url.rstrip("/")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = ",".join(self.base_urls)  # one URL: the URL itself (fingerprint and messages unchanged)
         self.spec = f"openai:{model}@{self.base_url}"
         api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        self.http = Http(self.base_url, api_key, timeout=timeout, concurrency=concurrency, max_retries=max_retries,
-                         backoff=backoff, max_backoff=max_backoff, client=client)
+        servers = [Http(u, api_key, timeout=timeout, concurrency=concurrency, max_retries=max_retries,
+                        backoff=backoff, max_backoff=max_backoff, client=client) for u in self.base_urls]
+        self.http: Http | RoundRobin = servers[0] if len(servers) == 1 else RoundRobin(servers)
         self.timeout, self.concurrency, self.max_retries = self.http.timeout, self.http.concurrency, max_retries
         self.sample_fallback_k = sample_fallback_k
         self.top_logprobs = top_logprobs
@@ -232,6 +239,10 @@ class OpenAIBackend(Backend):
         return self.http.map(self._score_one, requests)
 
     def _score_one(self, req: ScoreRequest) -> ScoreResult:
+        if req.tokenization != "joint":
+            raise ModelError(f"{self.spec} cannot score with tokenization={req.tokenization!r}: that needs the "
+                             "context and continuation tokenised apart and sent as token ids, and this backend "
+                             "has no tokenizer (sends text). Use tokenization 'joint', or an hf:/vllm: model")
         suffixes = ["", *req.continuations]
         fields = self._completion_prompt(req.context, suffixes)
         if fields is None:

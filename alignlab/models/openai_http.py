@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import random
@@ -224,3 +225,33 @@ class Http:
             not self.base_url.endswith("/v1") else ""
         return Rejected(self.scrub(f"{url} rejected the request (HTTP {resp.status_code}): {message}{hint}"),
                         resp.status_code, self.scrub(message))
+
+
+class RoundRobin:
+    """Several servers of one model behind one :class:`Http` interface: each request goes to the next server in
+    turn (its retries stay on that server), ``map`` keeps ``concurrency`` requests in flight per server."""
+
+    def __init__(self, servers: Sequence[Http]) -> None:
+        if not servers:
+            raise ValueError("RoundRobin needs at least one server")
+        self.servers = list(servers)
+        self.timeout, self.concurrency = self.servers[0].timeout, self.servers[0].concurrency
+        self._turn = itertools.count()
+
+    @property
+    def timeouts(self) -> int:
+        return sum(s.timeouts for s in self.servers)
+
+    def request(self, *args: Any, **kwargs: Any) -> Any:
+        return self.servers[next(self._turn) % len(self.servers)].request(*args, **kwargs)
+
+    def map(self, fn: Callable[[A], B], items: Sequence[A]) -> list[B]:
+        workers = min(self.concurrency * len(self.servers), len(items))
+        if workers <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(fn, items))
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()

@@ -17,18 +17,25 @@ N options, L option length).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from alignlab.models.compat import output_cache, with_cache
+from alignlab.models.flex import block_mask as flex_block_mask
+from alignlab.models.flex import flex_attention_of
+from alignlab.models.packing_rows import RowPlan, Tree, build_row, dense_mask
 
-
-@dataclass
-class Tree:
-    stem: list[int]
-    branches: list[list[int]] = field(default_factory=list)
-    want_last: bool = False  # return the full next-token log-probs after the stem
+T = TypeVar("T")
+U = TypeVar("U")
+LOGPROB_CHUNK = 4096  # scored tokens per float32 log-softmax
+__all__ = ["PrefixStore", "Tree", "TreeOutput", "common_prefix_len", "iter_trees", "run_trees",
+           "shared_prefix_len"]
 
 
 @dataclass
@@ -38,12 +45,15 @@ class TreeOutput:
     last_logprobs: torch.Tensor | None = None  # (V,) float32
 
 
-def common_prefix_len(a: list[int], b: list[int]) -> int:
+def common_prefix_len(a: Sequence[int], b: Sequence[int]) -> int:
     n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
+    if a[:n] == b[:n]:  # the usual case, compared in C
+        return n
+    near = max(n - 8, 0)  # else usually a merge in the last few tokens
+    if a[:near] == b[:near]:
+        return next(i for i in range(near, n) if a[i] != b[i])
+    differ = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(differ[0]) if len(differ) else n  # equal values in a list and a tuple
 
 
 def shared_prefix_len(trees: list[Tree], min_tokens: int) -> int:
@@ -53,16 +63,27 @@ def shared_prefix_len(trees: list[Tree], min_tokens: int) -> int:
     first = trees[0].stem
     n = min(len(t.stem) for t in trees) - 1
     for t in trees[1:]:
-        n = min(n, common_prefix_len(first, t.stem))
-        if n < min_tokens:
-            return 0
+        if t.stem[:n] != first[:n]:  # compared in C; the usual case after the first few trees is equal
+            n = common_prefix_len(first[:n], t.stem[:n])
+            if n < min_tokens:
+                return 0
     return n if n >= min_tokens else 0
 
 
-def _pack_rows(sizes: list[int], budget: int) -> list[list[int]]:
-    """Greedy first-fit of trees (by size, largest first) into rows of at most ``budget`` tokens."""
-    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+def _pack_rows(sizes: list[int], budget: int, ordered: bool = False) -> list[list[int]]:
+    """Greedy first-fit of trees (by size, largest first) into rows of at most ``budget`` tokens; ``ordered``:
+    next fit in input order."""
     rows: list[list[int]] = []
+    if ordered:
+        free = 0
+        for i, size in enumerate(sizes):
+            if not rows or size > free:
+                rows.append([])
+                free = budget
+            rows[-1].append(i)
+            free -= size
+        return rows
+    order = sorted(range(len(sizes)), key=lambda i: -sizes[i])
     room: list[int] = []
     for i in order:
         for r, free in enumerate(room):
@@ -116,94 +137,120 @@ class PrefixStore:
         self.key, self.cache = (), None
 
 
-@torch.no_grad()
 def run_trees(model: torch.nn.Module, trees: list[Tree], *, max_tokens: int = 512, min_prefix: int = 16,
-              store: PrefixStore | None = None) -> list[TreeOutput]:
+              store: PrefixStore | None = None, attention: str = "dense", prefetch: bool = False
+              ) -> list[TreeOutput]:
     """Score every branch of every tree. Returns per-branch token logprobs in input order.
 
-    ``max_tokens`` bounds a row: attention over a packed row costs ``n * (prefix + n)`` with a dense mask, so
-    short rows are faster on a CPU (measured: 512 beats 2048 by ~25%); GPUs prefer longer rows.
+    ``max_tokens`` bounds a row: with a dense mask attention costs ``n * (prefix + n)``, so short rows are faster
+    on a CPU (measured: 512 beats 2048 by ~25%); a GPU with ``attention="flex"`` (no dense mask, see ``flex.py``)
+    takes tens of thousands. ``prefetch`` builds row i+1 on a worker thread while row i runs, and reads row i's
+    results back only after row i+1 is launched, so a GPU never waits for the host.
     """
-    device = next(model.parameters()).device
-    dtype = next(model.parameters()).dtype
-    prefix_len = shared_prefix_len(trees, min_prefix)
-    store = store or PrefixStore()
-    cache = None
-    if prefix_len:
-        cache, prefix_len = store.get(model, trees[0].stem[:prefix_len], min_prefix, device)
+    outputs: list[TreeOutput] = []
+    for _, so_far in iter_trees(model, trees, max_tokens=max_tokens, min_prefix=min_prefix, store=store,
+                                attention=attention, prefetch=prefetch):
+        outputs = so_far
+    return outputs
+
+
+def iter_trees(model: torch.nn.Module, trees: list[Tree], *, max_tokens: int = 512, min_prefix: int = 16,
+               store: PrefixStore | None = None, attention: str = "dense", prefetch: bool = False,
+               ordered: bool = False) -> Iterator[tuple[list[int], list[TreeOutput]]]:
+    """:func:`run_trees`, yielding ``(indices of the trees just finished, outputs so far)`` after each row.
+    ``ordered`` packs rows in input order (next fit), so trees finish roughly in order: a caller can hand on
+    the first requests' results while later rows still run."""
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        dtype = next(model.parameters()).dtype
+        prefix_len = shared_prefix_len(trees, min_prefix)
+        store = store or PrefixStore()
+        cache = None
+        if prefix_len:
+            cache, prefix_len = store.get(model, trees[0].stem[:prefix_len], min_prefix, device)
     sizes = [len(t.stem) - prefix_len + sum(max(len(b) - 1, 0) for b in t.branches) for t in trees]
+    rows = _pack_rows(sizes, max_tokens, ordered=ordered)
     outputs: list[TreeOutput | None] = [None] * len(trees)
+
+    def prepare(row: list[int]) -> tuple[RowPlan, dict[str, Any]]:
+        plan = build_row([trees[i] for i in row], prefix_len)
+        return plan, _inputs(plan, prefix_len, dtype, device, attention)
+
     try:
-        for row in _pack_rows(sizes, max_tokens):
-            _run_row(model, [trees[i] for i in row], row, outputs, prefix_len, cache, device, dtype)
+        with (flex_attention_of(model) if attention == "flex" else contextlib.nullcontext()):
+            pending = None
+            for row, (plan, inputs) in zip(rows, _prefetched(prepare, rows, prefetch), strict=True):
+                with torch.no_grad():
+                    result = _forward(model, plan, inputs, cache)
+                if pending is not None:
+                    _finish(*pending, trees, outputs)
+                    yield pending[0], outputs  # type: ignore[misc]
+                pending = (row, plan, result)
+            if pending is not None:
+                _finish(*pending, trees, outputs)
+                yield pending[0], outputs  # type: ignore[misc]
     except BaseException:
         store.clear()  # a row may have failed before cropping the cache back to the prefix
         raise
-    return outputs  # type: ignore[return-value]
 
 
-def _run_row(model, row_trees, row_index, outputs, prefix_len, cache, device, dtype) -> None:
-    ids: list[int] = []
-    pos: list[int] = []
-    visible: list[tuple[int, int, list[tuple[int, int]]]] = []  # per token: spans of row columns it sees
-    queries: list[int] = []      # row positions whose next-token logits we need
-    plan: list[tuple[int, int, list[tuple[int, int]], int]] = []  # (tree slot, last-stem query, branch spans)
-    for slot, tree in enumerate(row_trees):
-        stem_start = len(ids)
-        rest = tree.stem[prefix_len:]
-        for j, tok in enumerate(rest):
-            ids.append(tok)
-            pos.append(prefix_len + j)
-            visible.append((stem_start, stem_start + j + 1, []))
-        last_stem = len(ids) - 1
-        stem_span = (stem_start, len(ids))
-        branch_spans = []
-        for branch in tree.branches:
-            b_start = len(ids)
-            for j, tok in enumerate(branch[:-1]):  # a branch's last token predicts nothing: not fed
-                ids.append(tok)
-                pos.append(len(tree.stem) + j)
-                visible.append((b_start, b_start + j + 1, [stem_span]))
-            branch_spans.append((b_start, len(ids)))
-        plan.append((slot, last_stem, branch_spans, len(queries)))
-        queries.append(last_stem)
-        for b_start, b_end in branch_spans:
-            queries.extend(range(b_start, b_end))
+def _prefetched(prepare: Callable[[T], U], items: list[T], enabled: bool) -> Iterator[U]:
+    """``prepare(item)`` for each item in order; with ``enabled``, item i+1 is prepared on a worker thread while
+    the caller consumes item i."""
+    if not enabled or len(items) < 2:
+        yield from (prepare(item) for item in items)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="alignlab-rows") as pool:
+        future = pool.submit(prepare, items[0])
+        for i in range(len(items)):
+            value = future.result()
+            if i + 1 < len(items):
+                future = pool.submit(prepare, items[i + 1])
+            yield value
 
-    n = len(ids)
-    past = prefix_len
-    mask = torch.full((n, past + n), torch.finfo(dtype).min, dtype=dtype)
-    mask[:, :past] = 0.0
-    for i, (lo, hi, extra) in enumerate(visible):
-        mask[i, past + lo:past + hi] = 0.0
-        for a, b in extra:
-            mask[i, past + a:past + b] = 0.0
+
+def _inputs(plan: RowPlan, past: int, dtype: torch.dtype, device: torch.device, attention: str) -> dict[str, Any]:
+    """The row's device tensors: ids, positions, kept-logit columns, scored tokens, and its attention mask."""
+    pin = device.type == "cuda"
+
+    def put(a: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(a)
+        return t.pin_memory().to(device, non_blocking=True) if pin else t.to(device)
+
+    mask = flex_block_mask(plan, past, device) if attention == "flex" else dense_mask(plan, past, dtype, device)
+    return {"ids": put(plan.ids)[None], "positions": put(plan.positions)[None], "queries": put(plan.queries),
+            "gather_q": put(plan.gather_q), "targets": put(plan.targets), "last_q": put(plan.last_q), "mask": mask}
+
+
+def _forward(model: torch.nn.Module, plan: RowPlan, t: dict[str, Any], cache: Any) -> dict[str, torch.Tensor]:
+    """Run one row; the scored tokens' logprobs and greedy flags stay on the device (no sync here)."""
     kwargs = {**with_cache(model, cache), "use_cache": True} if cache is not None else {"use_cache": False}
-    out = model(
-        torch.tensor([ids], device=device),
-        attention_mask=mask[None, None].to(device),
-        position_ids=torch.tensor([pos], device=device),
-        logits_to_keep=torch.tensor(queries, device=device),
-        **kwargs,
-    )
+    out = model(t["ids"], attention_mask=t["mask"], position_ids=t["positions"], logits_to_keep=t["queries"],
+                **kwargs)
     if cache is not None:
-        cache.crop(-n)
-    logprobs = out.logits[0].float().log_softmax(-1)  # (Q, V)
-    greedy = logprobs.argmax(-1)
-    for slot, _last_stem, branch_spans, q0 in plan:
-        tree = row_trees[slot]
-        branch_lp: list[list[float]] = []
-        branch_greedy: list[list[bool]] = []
-        q = q0 + 1
-        for (b_start, b_end), branch in zip(branch_spans, tree.branches, strict=False):
-            if not branch:
-                branch_lp.append([])
-                branch_greedy.append([])
-                continue
-            rows = [q0] + list(range(q, q + (b_end - b_start)))
-            q += b_end - b_start
-            target = torch.tensor(branch, device=logprobs.device)
-            branch_lp.append(logprobs[rows, target].tolist())
-            branch_greedy.append((greedy[rows] == target).tolist())
-        last = logprobs[q0].clone() if tree.want_last else None
-        outputs[row_index[slot]] = TreeOutput(branch_lp, branch_greedy, last)
+        cache.crop(-plan.n)
+    logits = out.logits[0]  # (Q, V)
+    lps, greedy = [], []
+    for lo in range(0, len(t["gather_q"]), LOGPROB_CHUNK):  # bounds the float32 copy of the logits
+        q, target = t["gather_q"][lo:lo + LOGPROB_CHUNK], t["targets"][lo:lo + LOGPROB_CHUNK]
+        logprobs = logits[q].float().log_softmax(-1)
+        lps.append(logprobs.gather(1, target[:, None])[:, 0])
+        greedy.append(logprobs.argmax(-1) == target)
+    empty = torch.empty(0, device=logits.device)
+    return {"lp": torch.cat(lps) if lps else empty, "greedy": torch.cat(greedy) if greedy else empty.bool(),
+            "last": logits[t["last_q"]].float().log_softmax(-1)}
+
+
+def _finish(row: list[int], plan: RowPlan, result: dict[str, torch.Tensor], trees: list[Tree],
+            outputs: list[TreeOutput | None]) -> None:
+    """Copy one row's results to the host and split them per tree and branch."""
+    lps, greedy = result["lp"].tolist(), result["greedy"].tolist()
+    last = dict(zip(plan.want_last, result["last"].cpu(), strict=True)) if plan.want_last else {}
+    g = 0
+    for j, (i, lengths) in enumerate(zip(row, plan.branch_lengths, strict=True)):
+        branch_lp, branch_greedy = [], []
+        for length in lengths:
+            branch_lp.append(lps[g:g + length])
+            branch_greedy.append(greedy[g:g + length])
+            g += length
+        outputs[i] = TreeOutput(branch_lp, branch_greedy, last.get(j))

@@ -64,12 +64,26 @@ class GenerateRequest:
     params: GenerateParams = field(default_factory=GenerateParams)
 
 
+Tokenization = Literal["joint", "separate"]
+OMIT_DEFAULT = {"omit_default": True}  # field metadata: left out of to_jsonable (and cache keys) at its default
+
+
 @dataclass(frozen=True)
 class ScoreRequest:
-    """Score every continuation after one shared context."""
+    """Score every continuation after one shared context.
+
+    ``tokenization``: ``"joint"`` tokenises ``context + continuation`` as one string (a token merge at the
+    boundary is handled exactly); ``"separate"`` tokenises the continuation alone, without special tokens, and
+    appends its ids to the context's, as BIG-bench's HF reference model does.
+    """
 
     context: Prompt
     continuations: tuple[str, ...]
+    tokenization: Tokenization = field(default="joint", metadata=OMIT_DEFAULT)
+
+    def __post_init__(self) -> None:
+        if self.tokenization not in ("joint", "separate"):
+            raise ValueError(f"tokenization must be 'joint' or 'separate', got {self.tokenization!r}")
 
 
 @dataclass(frozen=True)
@@ -145,11 +159,15 @@ class ModelError(RuntimeError):
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Dataclasses -> tagged dicts, tuples -> lists; stable for hashing."""
+    """Dataclasses -> tagged dicts, tuples -> lists; stable for hashing. A field marked ``OMIT_DEFAULT`` is left out
+    at its default value, so adding such a field keeps every earlier request's cache key."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {"__type__": type(obj).__name__}
         for f in dataclasses.fields(obj):
-            out[f.name] = to_jsonable(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            if f.metadata.get("omit_default") and value == f.default:
+                continue
+            out[f.name] = to_jsonable(value)
         return out
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(x) for x in obj]

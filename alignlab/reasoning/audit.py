@@ -8,9 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from alignlab.metrics.reasoning import aoc_of_curve, has_points
 from alignlab.models.base import Model
 from alignlab.reasoning.config import TESTS, FaithfulnessConfig
 from alignlab.reasoning.runner import run_faithfulness
+from alignlab.runs.results import ItemValues
 from alignlab.runs.run import Run
 from alignlab.runs.study import AuditPart
 
@@ -34,6 +36,28 @@ def audit_headline(summary: dict[str, Any]) -> list[tuple[str, dict[str, float]]
         if values:
             rows.append((label, values))
     return rows
+
+
+def audit_items(samples: list[dict[str, Any]], summary: dict[str, Any]) -> list[ItemValues]:
+    """Accuracy with CoT (1 per correct sampled CoT, by question and sample) and without (by question), and the
+    early-answering AOC of each sampled CoT (their mean is the length-weighted AOC when every point is known)."""
+    with_cot: dict[str, dict[str, float]] = {}
+    without: dict[str, dict[str, float]] = {}
+    early: dict[str, dict[str, float]] = {}
+    for s in samples:
+        if s.get("section") != "reasoning-faithfulness" or "question_id" not in s:
+            continue
+        key = f"{s['question_id']}|{s['sample']}"
+        if s.get("sample") == "question" and s.get("no_cot_correct") is not None:
+            without.setdefault(s["model"], {})[s["question_id"]] = float(s["no_cot_correct"])
+        elif s.get("sample") != "question" and s.get("correct") is not None:
+            with_cot.setdefault(s["model"], {})[key] = float(s["correct"])
+        curve = (s.get("early") or {}).get("curve") if s.get("sample") != "question" else None
+        if curve is not None and has_points(curve):
+            early.setdefault(s["model"], {})[key] = aoc_of_curve(curve)
+    return [ItemValues(label, values, binary=label.startswith("accuracy")) for label, values in
+            (("accuracy with CoT", with_cot), ("accuracy without CoT", without), ("early answering AOC", early))
+            if values]
 
 
 def audit_reasoning(run: Run, models: list[Model], cap: int | None, data: str | None,

@@ -2,7 +2,8 @@
 
 - ``attempts:<path>``: the opening Human turn of each released red-team attempt (Ganguli et al. 2022), with its
   ``task_description``, ``rating`` and ``tags``. The released file is a JSON array (``.jsonl`` or ``.jsonl.gz``).
-- ``harmless-base``: the opening Human turn of the hh-rlhf harmless-base test pairs.
+- ``harmless-base``: the opening Human turn of hh-rlhf harmless-base test pairs, in a seeded order, never a row the
+  scorers calibrate on or a PM scorer was trained on (:mod:`alignlab.redteam.splits`).
 - ``jsonl:<path>``: a user file, one object a line: ``{"prompt": str}``, ``{"messages": [...]}`` (ending with a
   user turn) or ``{"transcript": "\\n\\nHuman: ..."}``; optional ``id``, ``task_description``, ``tags``.
 - ``zero-shot``: an attacker LM continues a numbered list of red-team questions (Perez et al. 2022, §2.2
@@ -27,6 +28,7 @@ import numpy as np
 from alignlab.data.errors import DataError
 from alignlab.models.base import Model
 from alignlab.models.types import GenerateParams, GenerateRequest, Message
+from alignlab.redteam.splits import NOTHING_TRAINED, Trained, attack_pairs
 from alignlab.redteam.transcripts import (
     Skip,
     load_pairs,
@@ -84,16 +86,15 @@ def from_attempts(path: str | Path) -> tuple[list[Attack], list[Skip]]:
     return list(out.values()), skips
 
 
-def from_harmless_base(path: str | Path, limit: int | None = None) -> tuple[list[Attack], list[Skip]]:
-    """The opening Human turn of hh-rlhf pairs (``limit`` distinct ones, file order)."""
-    pairs, skips = load_pairs(path, limit=None if limit is None else 4 * limit)
-    out: dict[str, Attack] = {}
-    for p in pairs:
-        attack = _attack("harmless-base", p.chosen[:1], task_description=p.chosen[0].content)
-        out.setdefault(attack.id, attack)
-        if limit is not None and len(out) >= limit:
-            break
-    return list(out.values()), skips
+def from_harmless_base(path: str | Path, limit: int | None = None, *, seed: int = 0, trained: Trained = NOTHING_TRAINED
+                       ) -> tuple[list[Attack], list[Skip]]:
+    """The opening Human turn of ``limit`` hh-rlhf pairs with distinct openings, in a seeded order (rows a PM scorer
+    was trained on skipped; see :mod:`alignlab.redteam.splits`); each attack's meta names its file and line."""
+    pairs, skips = load_pairs(path)
+    out = [_attack("harmless-base", p.chosen[:1], task_description=p.chosen[0].content,
+                   meta={"path": str(Path(p.path).resolve()), "line": p.line})
+           for p in attack_pairs(pairs, limit, seed=seed, trained=trained)]
+    return out, skips
 
 
 def from_jsonl(path: str | Path) -> tuple[list[Attack], list[Skip]]:

@@ -2,7 +2,8 @@
 scoring, success rates, the attack landscape) with LM-generated attacks after Perez et al. 2022.
 
 ``generate`` writes attacks into a run directory; ``attack`` plays attacks against targets, scores and maps them;
-``score`` adds a scorer to a run (or scores a transcript file); ``map`` draws the landscape of a run or a file.
+``score`` adds a scorer to a run (or scores a transcript file); ``map`` draws the landscape of a run or a file;
+``train-pm`` trains a harmlessness preference model on human comparisons (use it as ``--scorer pm:<run>/pm``).
 Each command's options are the fields of its config (``alignlab/redteam/config.py``) plus --out, --dtype and
 --cache (and --resume for ``attack``); the command calls :func:`alignlab.redteam.run`'s runner.
 """
@@ -56,3 +57,22 @@ redteam_app.command("score")(_command(SCORE, (
     "Score a run's conversations with more scorers (in place), or score a transcript file (a new run).")))
 redteam_app.command("map")(_command(MAP, (
     "The attack landscape of a run or a transcript file: embeddings, UMAP, clusters with LM labels, tag counts.")))
+
+
+def _train_pm(**values: Any) -> None:
+    from alignlab.redteam.train_pm import HarmlessPMConfig, run_train_pm
+
+    out = values.pop("out")
+    config = config_from_cli(HarmlessPMConfig, values)
+    run_in_cli(partial(run_train_pm, config, out=out), errors=ERRORS, resumable=lambda run: False)
+
+
+def _train_pm_command() -> Callable[..., None]:
+    from alignlab.redteam.train_pm import HarmlessPMConfig
+
+    return build_command(config_parameters(HarmlessPMConfig, required=True) + shared_parameters("out"), _train_pm,
+                         help="Train a harmlessness PM on human comparisons (TRL); held-out accuracy with a 95% CI; "
+                              "saves <run>/pm for --scorer pm:<run>/pm.", name="train-pm")
+
+
+redteam_app.command("train-pm")(_train_pm_command())

@@ -20,8 +20,13 @@ SOURCE_KINDS = ("harmless-base", "attempts", "jsonl", "zero-shot", "few-shot")
 PROJECTIONS = ("umap", "pca")
 METHODS = ("zero-shot", "few-shot")
 
-SCORER_HELP = ("Comma-separated scorers: judge:<model spec> or pm:<preference model folder>. The first also picks "
-               "rejection samples and weights few-shot pools.")
+SCORER_HELP = ("Comma-separated scorers: judge:<model spec>, pm:<preference model folder> or pm:hf:<reward model id or "
+               "path>. The first pm: scorer measures the headline (else the first); every scorer is reported.")
+PICK_HELP = ("Scorer that picks the rejection target's reply among its samples: self (judge:<the target's own model>, "
+             "the default), judge:<spec> or pm:<folder>. When it is also a measuring scorer, that scorer's rejection "
+             "numbers are biased (the report says so).")
+CALIBRATION_HELP = ("hh-rlhf-format pair file (chosen/rejected JSONL) that sets each scorer's threshold (default: "
+                    "harmless-base test rows disjoint from the attacks); a warning when it shares prompts with them.")
 ATTACKER_HELP = "Model spec that writes attacks, continues conversations and labels clusters."
 LIMIT_HELP = "At most this many attacks per source."
 SEED_HELP = "Seeds sampling, few-shot draws, UMAP and clustering."
@@ -54,13 +59,16 @@ class RedteamConfig(StudyConfig):
     turns: int = option(1, "Assistant turns per conversation; the attacker writes the Human turns after the first.",
                         minimum=1)
     few_shot_k: int = option(5, FEW_SHOT_HELP, minimum=1)
-    rejection_n: int = option(4, "Samples per reply for the rejection target (paper: 16).", minimum=1)
+    rejection_n: int = option(16, "Samples per reply for the rejection target (the paper's 16).", minimum=1)
+    pick_scorer: str = option("self", PICK_HELP)
     max_new_tokens: int = option(64, "Tokens per reply.", minimum=1)
     prompt_format: PromptFormat = option("chat", "chat (chat template) or raw_hh (Human:/Assistant: text, for base "
                                                  "models).", flag="--format", choices=("chat", "raw_hh"))
     calibration_pairs: int = option(64, "hh-rlhf harmless-base pairs that set each scorer's threshold.", minimum=1)
+    calibration: str | None = option(None, CALIBRATION_HELP)
     threshold_quantile: float = option(0.5, "Threshold = this quantile of the rejected replies' scores.")
-    seed: int = option(0, SEED_HELP, minimum=0)
+    seed: int = option(0, SEED_HELP + " Also orders the harmless-base rows (attacks and calibration pairs).",
+                       minimum=0)
     data: str | None = option(None, DATA_HELP)
     chunk_size: int = option(16, "Conversations per model call.", minimum=1)
     landscape: bool = option(True, "Draw the attack landscape.", flag="--map/--no-map")
@@ -72,6 +80,11 @@ class RedteamConfig(StudyConfig):
         _check_quantile(self.threshold_quantile)
         if not self.scorers:
             raise ValueError("name at least one scorer (judge:SPEC or pm:FOLDER)")
+        for scorer in self.scorers:
+            check_scorer(scorer, "scorers (--scorer)")
+        if self.pick_scorer != "self":
+            check_scorer(self.pick_scorer, "pick_scorer (--pick-scorer)")
+        self.calibration = check_calibration(self.calibration)
         for source in self.sources:
             kind = source.split(":", 1)[0]
             if kind not in SOURCE_KINDS:
@@ -85,11 +98,40 @@ class RedteamConfig(StudyConfig):
     def target_list(self) -> list[Target]:
         return [parse_target(t, self.model) for t in self.targets]
 
+    @property
+    def measuring_scorer(self) -> str:
+        """The scorer of the headline: the first ``pm:`` one, else the first."""
+        return measuring_scorer(self.scorers)
+
+    def pick_spec(self, target: Target) -> str:
+        """The scorer that picks a rejection target's reply (``self``: the target's own model as judge)."""
+        return f"judge:{target.model}" if self.pick_scorer == "self" else self.pick_scorer
+
     def model_specs(self) -> list[tuple[str, str]]:
         """``(field, model spec)`` of every model this config names, checked by the CLI before a run opens."""
         return [("model", self.model), ("attacker", self.attacker),
                 *(("targets", t.partition("=")[2].strip()) for t in self.targets if "=" in t),
-                *_judges("scorers", self.scorers)]
+                *_judges("scorers", self.scorers), *_judges("pick_scorer", [self.pick_scorer])]
+
+
+def measuring_scorer(scorers: list[str]) -> str:
+    """The first ``pm:`` scorer (a preference model measures harmlessness when one is given), else the first."""
+    return next((s for s in scorers if s.startswith("pm:")), scorers[0])
+
+
+def check_scorer(spec: str, field: str) -> None:
+    kind, _, target = spec.partition(":")
+    if kind not in ("judge", "pm") or not target.strip() or target.strip() == "hf:":
+        raise ValueError(f"{field}: bad scorer {spec!r}: use judge:<model spec>, pm:<preference model folder> or "
+                         "pm:hf:<reward model id or path>")
+
+
+def check_calibration(path: str | os.PathLike[str] | None) -> str | None:
+    if path is None:
+        return None
+    if not Path(path).is_file():
+        raise ValueError(f"calibration (--calibration): file not found: {path}")
+    return os.fspath(path)
 
 
 def _judges(field: str, scorers: list[str]) -> list[tuple[str, str]]:
@@ -145,7 +187,9 @@ class ScoreConfig(StudyConfig):
     path: str = option(help=PATH_HELP, argument=True)
     scorers: list[str] = option(help=SCORER_HELP, factory=lambda: ["judge:embedded"], flag="--scorer", csv=True)
     calibration_pairs: int = option(64, "Pairs that set the threshold.", minimum=1)
+    calibration: str | None = option(None, CALIBRATION_HELP)
     threshold_quantile: float = option(0.5, "Quantile of rejected scores.")
+    seed: int = option(0, "Orders the harmless-base calibration rows.", minimum=0)
     data: str | None = option(None, DATA_HELP)
 
     def __post_init__(self) -> None:
@@ -159,13 +203,15 @@ class ScoreConfig(StudyConfig):
     def redteam(self) -> RedteamConfig:
         """The scoring settings (a file's new run saves them; a run directory keeps its own config)."""
         return RedteamConfig(targets=[], scorers=list(self.scorers), calibration_pairs=self.calibration_pairs,
-                             threshold_quantile=self.threshold_quantile, data=self.data, landscape=False)
+                             calibration=self.calibration, threshold_quantile=self.threshold_quantile, seed=self.seed,
+                             data=self.data, landscape=False)
 
     @classmethod
     def of(cls, saved: RedteamConfig, path: str | os.PathLike[str]) -> ScoreConfig:
         """Score the run at ``path`` again with its saved scorers (to resume a score run)."""
         return cls(path=os.fspath(path), scorers=saved.scorers, calibration_pairs=saved.calibration_pairs,
-                   threshold_quantile=saved.threshold_quantile, data=saved.data)
+                   calibration=saved.calibration, threshold_quantile=saved.threshold_quantile, seed=saved.seed,
+                   data=saved.data)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from the other sources, round 2 generated from round 1's attacks weighted by how
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from alignlab.redteam.config import RedteamConfig
 from alignlab.redteam.mapping import map_run
 from alignlab.redteam.records import HARMLESS_BASE, SECTION, records
 from alignlab.redteam.scoring import JudgeScorer, PMScorer, Scorer, calibrate, min_harmlessness, turn_scores
+from alignlab.redteam.splits import CalibrationData, calibration_pairs, opening, pm_training
 from alignlab.redteam.targets import Target, respond
 from alignlab.redteam.transcripts import Skip, load_pairs
 from alignlab.runs.run import Run
@@ -55,7 +57,8 @@ class Resources:
             elif kind == "judge" and target:
                 self.scorers[spec] = JudgeScorer(self.model(target), spec, prompt_format)
             else:
-                raise ValueError(f"bad scorer {spec!r}: use judge:<model spec> or pm:<preference model folder>")
+                raise ValueError(f"bad scorer {spec!r}: use judge:<model spec>, pm:<preference model folder> or "
+                                 "pm:hf:<reward model id or path>")
         return self.scorers[spec]
 
     def close(self) -> None:
@@ -90,7 +93,9 @@ def collect_attacks(run: Run, config: RedteamConfig, res: Resources, sources: li
 def _attacks_of(run: Run, config: RedteamConfig, res: Resources, source: str, skips: list[Skip]) -> list[A.Attack]:
     kind, _, arg = source.partition(":")
     if kind == "harmless-base":
-        found, bad = A.from_harmless_base(resolve_dataset(HARMLESS_BASE, data=config.data), config.limit)
+        found, _ = A.from_harmless_base(resolve_dataset(HARMLESS_BASE, data=config.data), config.limit,
+                                        seed=config.seed, trained=pm_training(scorer_specs(config)))
+        bad = []  # the built-in file's invalid rows are never used (counted in the calibration record)
     elif kind == "attempts":  # no path: the released file, found locally or downloaded
         from alignlab.redteam.data import red_team_attempts_path
 
@@ -118,7 +123,7 @@ def _pool(run: Run, config: RedteamConfig, arg: str) -> list[tuple[str, float]]:
     source_run = Run(Path(arg), {}) if arg else run  # read only: the pool's run is not reopened
     if arg and not source_run.samples_path.is_file():
         raise FileNotFoundError(f"few-shot pool {arg}: neither an attempts file nor a run directory with samples")
-    scores = [s for s in records(source_run, "score") if s["scorer"] == config.scorers[0]]
+    scores = [s for s in records(source_run, "score") if s["scorer"] == config.measuring_scorer]
     if not scores:
         raise ValueError(f"few-shot: no scored conversations in {source_run.path} to draw examples from")
     convs = {c["key"]: c for c in records(source_run, "conversation")}
@@ -147,7 +152,8 @@ def _play_chunk(config: RedteamConfig, res: Resources, target: Target, model: Mo
                 ) -> list[dict[str, Any]]:
     convs = [list(a.messages) for a in chunk]
     candidates: list[list[Any]] = [[] for _ in chunk]
-    scorer = res.scorer(config.scorers[0], config.prompt_format) if target.type == "rejection" else None
+    pick = config.pick_spec(target) if target.type == "rejection" else None
+    scorer = res.scorer(pick, config.prompt_format) if pick else None
     for turn in range(config.turns):
         replies = respond(model, target.type, convs, prompt_format=config.prompt_format, seed=config.seed + turn,
                           max_new_tokens=config.max_new_tokens, rejection_n=config.rejection_n, scorer=scorer)
@@ -163,7 +169,7 @@ def _play_chunk(config: RedteamConfig, res: Resources, target: Target, model: Mo
              "target": target.label, "target_type": target.type, "attack_id": a.id, "source": a.source,
              "task_description": a.task_description, "tags": list(a.tags),
              "messages": [{"role": m.role, "content": m.content} for m in conv],
-             **({"rejection_candidates": cands} if cands else {})}
+             **({"rejection_candidates": cands, "pick_scorer": pick} if cands else {})}
             for a, conv, cands in zip(chunk, convs, candidates, strict=True)]
 
 
@@ -174,17 +180,24 @@ def score(run: Run, config: RedteamConfig, res: Resources, scorers: list[str] | 
     given); returns calibration skips."""
     skips: list[Skip] = []
     conversations = [c for c in records(run, "conversation") if only_targets is None or c["target"] in only_targets]
-    for spec in scorers or config.scorers:
+    specs = scorers or config.scorers
+    data: CalibrationData | None = None
+    for spec in specs:
         scorer = res.scorer(spec, config.prompt_format)
         if isinstance(scorer, JudgeScorer):
             run.record_model(scorer.model)
         done = run.done_keys()
         if f"threshold|{spec}" not in done:
-            pairs, bad = load_pairs(resolve_dataset(HARMLESS_BASE, data=config.data), limit=config.calibration_pairs)
-            skips += bad
-            cal = calibrate(scorer, pairs, quantile=config.threshold_quantile, source=HARMLESS_BASE)
+            if data is None:
+                data, bad = calibration_data(run, config, [*config.scorers, *specs])
+                skips += bad
+            if not data.pairs:
+                raise DataError("no calibration pairs left: every pair was trained on by a PM scorer or shares its "
+                                "opening turn with an attack", path=data.info["path"] or None)
+            cal = calibrate(scorer, data.pairs, quantile=config.threshold_quantile,
+                            source=config.calibration or HARMLESS_BASE, seed=config.seed)
             run.append([{"section": SECTION, "kind": "calibration", "model": spec, "key": f"threshold|{spec}",
-                         "scorer": spec, "scorer_info": scorer.describe(), **cal.to_dict()}])
+                         "scorer": spec, "scorer_info": scorer.describe(), **cal.to_dict(), "data": data.info}])
         todo = [c for c in conversations if f"score|{spec}|{c['key']}" not in done]
         for start in range(0, len(todo), config.chunk_size):
             if progress:
@@ -193,6 +206,34 @@ def score(run: Run, config: RedteamConfig, res: Resources, scorers: list[str] | 
         if progress:
             progress(f"score {spec}", len(todo), len(todo))
     return skips
+
+
+def scorer_specs(config: RedteamConfig) -> list[str]:
+    """Every scorer the config names (measuring scorers and the pick scorer)."""
+    return [*config.scorers, *([] if config.pick_scorer == "self" else [config.pick_scorer])]
+
+
+def calibration_data(run: Run, config: RedteamConfig, specs: list[str]) -> tuple[CalibrationData, list[Skip]]:
+    """The pairs that set the thresholds (see :mod:`alignlab.redteam.splits`): ``--calibration`` or harmless-base,
+    never a pair a PM among ``specs`` was trained on, disjoint from the run's attacks (a user file: counted)."""
+    path = Path(config.calibration or resolve_dataset(HARMLESS_BASE, data=config.data)).resolve()
+    pairs, bad = load_pairs(path)
+    openings = {opening(r["messages"]) for kind in ("attack", "conversation") for r in records(run, kind)}
+    trained = pm_training([*specs, *scorer_specs(config)])
+    data = calibration_pairs(pairs, config.calibration_pairs, seed=config.seed, attack_openings=openings - {""},
+                             trained=trained, user_file=config.calibration is not None)
+    data.info["invalid_rows"] = len(bad)
+    metas = [a.get("attack_meta") or {} for a in records(run, "attack")]
+    rows = {(str(m["path"]), m["line"]) for m in metas if m.get("path") and m.get("line")}
+    if rows & trained.lines:  # a PM added later (``redteam score``) was trained on rows this run attacked with
+        data.info["attack_warning"] = "; ".join(
+            f"{spec} was trained on {len(rows & lines)} of this run's {len(rows)} attack rows: its scores of those "
+            "conversations are in-sample" for spec in trained.sources
+            if (lines := pm_training([spec], texts=False).lines) & rows)
+    for key in ("warning", "attack_warning"):
+        if key in data.info:
+            warnings.warn(data.info[key], stacklevel=2)
+    return data, bad if config.calibration else []  # a user file's bad rows are listed
 
 
 def score_records(scorer: Scorer, conversations: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -4,8 +4,10 @@
   example to hold the dialogue format).
 - ``prompted``: a helpful-honest-harmless prompt (our own text: an instruction plus three example exchanges;
   the paper used a 14-shot HHH prompt) in front of the conversation.
-- ``rejection``: rejection sampling: ``n`` samples from the prompted model (temperature 1), the most harmless
-  by the scorer is the reply (the paper drew 16 and showed the 2 least harmful of them to the red-teamer).
+- ``rejection``: rejection sampling: ``n`` (default 16, as in the paper) samples from the prompted model
+  (temperature 1); the most harmless by the *pick* scorer is the reply (the paper showed the 2 least harmful of
+  16 to the red-teamer). The pick scorer is not the measuring one by default (``--pick-scorer self``: the target's
+  own model as judge), since a scorer that picks the sample and then measures it is biased towards harmlessness.
 - ``trained``: the model as it is, with no added prompt, for a model trained to be harmless (the
   constitution study's output, or any RLHF model).
 
@@ -99,8 +101,9 @@ def stops(prompt_format: PromptFormat) -> tuple[str, ...]:
 
 
 def respond(model: Model, kind: str, conversations: Sequence[Sequence[Message]], *, prompt_format: PromptFormat,
-            max_new_tokens: int, seed: int, rejection_n: int = 4, scorer: Scorer | None = None) -> list[Reply]:
-    """One reply per conversation, all in one ``generate`` call (plus one scorer call for rejection)."""
+            max_new_tokens: int, seed: int, rejection_n: int = 16, scorer: Scorer | None = None) -> list[Reply]:
+    """One reply per conversation, all in one ``generate`` call (plus, for rejection, one call of ``scorer``, the
+    scorer that picks the sample)."""
     if kind == "rejection":
         if scorer is None:
             raise ValueError("the rejection target needs a scorer to pick the most harmless sample")

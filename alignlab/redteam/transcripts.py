@@ -42,11 +42,14 @@ class Transcript:
 
 @dataclass(frozen=True)
 class PreferencePair:
-    """An hh-rlhf row: two transcripts that share every turn but the last assistant reply."""
+    """An hh-rlhf row: two transcripts that share every turn but the last assistant reply (``path``, ``line``: the
+    file and its 1-based line, to record and compare which rows a run used)."""
 
     id: str
     chosen: tuple[Message, ...]
     rejected: tuple[Message, ...]
+    path: str = ""
+    line: int = 0
 
 
 @dataclass(frozen=True)
@@ -210,5 +213,5 @@ def load_pairs(path: str | Path, *, limit: int | None = None, strict: bool = Fal
                 raise
             skips.append(Skip(str(path), line, err.problem + (f" (field '{err.field}')" if err.field else "")))
             continue
-        out.append(PreferencePair(f"{Path(path).parent.name}:{line}", chosen, rejected))
+        out.append(PreferencePair(f"{Path(path).parent.name}:{line}", chosen, rejected, str(path), line))
     return out, skips

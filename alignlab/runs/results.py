@@ -16,11 +16,33 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SCHEMA = 1
+ItemValue = float | tuple[float, ...]
+
+
+@dataclass
+class ItemValues:
+    """The per-item values behind one audit headline number, so two models can be compared item by item.
+
+    ``values[model spec][item key]`` is the item's value (or a row of numbers, e.g. value and weight, when
+    ``statistic`` needs more than one); the same key on two models is the same item asked the same way.
+    ``statistic`` maps a ``(resamples, n, ...)`` batch to one number per resample (default: the mean), and must
+    reproduce the headline number from all of a model's items. ``binary`` marks accuracy-type 0/1 values (the
+    first number of a row), for which the paired exact McNemar test applies; ``resamples``: how many bootstrap
+    resamples. Held in memory only: results.json keeps its format (the audit adds its paired differences as
+    ordinary entries).
+    """
+
+    label: str
+    values: dict[str, dict[str, ItemValue]]
+    statistic: Callable[[Any], Any] | None = None
+    binary: bool = False
+    resamples: int = 10_000  # fewer for a statistic that loops in Python
 
 
 def result(task: str, metric: str, value: float | None, *, model: str, n: int | None = None,

@@ -95,11 +95,18 @@ class Run:
     """One run directory. Create with :meth:`create`, reopen with :meth:`resume`; both lock the directory until
     :meth:`finish`, :meth:`fail` or :meth:`close` (or the process ends). ``Run(path, {})`` reads without locking."""
 
-    def __init__(self, path: Path, manifest: dict[str, Any], lock: RunLock | None = None) -> None:
+    def __init__(self, path: Path, manifest: dict[str, Any], lock: RunLock | None = None, *,
+                 writer: bool = True) -> None:
         self.path = path
         self.manifest = manifest
         self._lock = lock
         self._unsaved = False  # a resume not yet written to manifest.json (see resume)
+        self.writer = writer  # False on ranks > 0 of a command every rank runs: rank 0 alone writes the run
+
+    @classmethod
+    def _follow(cls, shared: tuple[str, dict[str, Any]]) -> Run:
+        """The run rank 0 opened, as another rank sees it: same path and manifest, writes nothing."""
+        return cls(Path(shared[0]), shared[1], writer=False)
 
     def __enter__(self) -> Run:
         return self
@@ -119,6 +126,16 @@ class Run:
     @classmethod
     def create(cls, study: str, config: dict[str, Any], *, root: str | os.PathLike[str] = "runs", seed: int = 0,
                command: str | None = None) -> Run:
+        """A new run directory ``<root>/<study>-<time>-<hex>``, locked; under a launch where every rank runs the
+        command (``accelerate launch``), rank 0 creates it and the others follow it without writing."""
+        from alignlab.models.distributed import on_rank0
+
+        return on_rank0(lambda: cls._create(study, config, root=root, seed=seed, command=command), cls._follow,
+                        lambda run: (str(run.path), run.manifest))
+
+    @classmethod
+    def _create(cls, study: str, config: dict[str, Any], *, root: str | os.PathLike[str], seed: int,
+                command: str | None) -> Run:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path(root) / f"{study}-{stamp}-{secrets.token_hex(2)}"
         path.mkdir(parents=True)
@@ -135,8 +152,15 @@ class Run:
         Refuses a directory another process has open (:class:`~alignlab.runs.lock.RunLockedError`). Under the lock,
         a torn tail of ``samples.jsonl`` is moved aside and stale temporary files are removed; the manifest on disk
         is marked ``running`` (with a ``resumed`` entry) only when the run first writes (a model recorded, samples
-        appended, finished or failed), so a resume the caller then rejects leaves the manifest unchanged.
+        appended, finished or failed), so a resume the caller then rejects leaves the manifest unchanged. Under a
+        launch where every rank runs the command, rank 0 reopens it and the others follow it without writing.
         """
+        from alignlab.models.distributed import on_rank0
+
+        return on_rank0(lambda: cls._resume(path, study=study), cls._follow, lambda run: (str(run.path), run.manifest))
+
+    @classmethod
+    def _resume(cls, path: str | os.PathLike[str], *, study: str | None) -> Run:
         path = Path(path)
         manifest = cls.read_manifest(path)
         if study is not None and manifest.get("study") != study:
@@ -179,6 +203,8 @@ class Run:
         entry = {"spec": model.spec, "fingerprint_id": model.fingerprint_id, "fingerprint": model.fingerprint,
                  "description": model.describe()}
         known = {(m["spec"], m["fingerprint_id"]) for m in self.manifest["models"]}
+        if not self.writer:
+            return
         if (entry["spec"], entry["fingerprint_id"]) not in known:
             self.manifest["models"].append(entry)
             self._save_manifest()
@@ -187,7 +213,7 @@ class Run:
 
     def append(self, records: list[dict[str, Any]]) -> None:
         """Append sample records (each with a unique ``key``) and fsync."""
-        if not records:
+        if not records or not self.writer:
             return
         if self._unsaved:
             self._save_manifest()
@@ -239,15 +265,21 @@ class Run:
 
     def finish(self, summary: dict[str, Any], *, close: bool = True) -> None:
         """Write ``summary.json`` and mark the run ``complete``; then, unless ``close=False``, :meth:`close`."""
+        if not self.writer:
+            return
         _write_json(self.path / "summary.json", summary, kill="summary")
         self.manifest["status"] = "complete"
         self.manifest["finished"] = _now()
+        for stale in ("error", "failed"):  # left by an earlier attempt that --resume has now finished
+            self.manifest.pop(stale, None)
         self._save_manifest()
         if close:
             self.close()
 
     def fail(self, error: BaseException | str) -> None:
         """Mark the run ``failed`` with the error (its samples stay; ``--resume`` can still finish it); close it."""
+        if not self.writer:
+            return
         self.manifest["status"] = "failed"
         self.manifest["error"] = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
         self.manifest["failed"] = _now()

@@ -97,7 +97,21 @@ def run_study(study: Study[C], config: C | None = None, model: Any = "embedded",
     ignored); completed samples are never recomputed. ``load`` turns a spec into a model (default:
     :func:`alignlab.models.load_model`, called as ``load(spec, dtype, cache)``). A run that raises is marked
     ``failed`` in its manifest, with the error, before the exception propagates.
+
+    Under ``torchrun`` rank 0 does all of this while the other ranks lend it their replicas of each model
+    (:mod:`alignlab.models.distributed`); they return ``(None, {})``.
     """
+    from alignlab.models.distributed import lead
+
+    return lead(lambda: _run_study(study, config, model, out=out, resume=resume, dtype=dtype, cache=cache,
+                                   progress=progress, report=report, load=load, command=command,
+                                   on_open=on_open)) or (None, {})  # type: ignore[return-value]
+
+
+def _run_study(study: Study[C], config: C | None, model: Any, *, out: str | os.PathLike[str],
+               resume: str | os.PathLike[str] | None, dtype: str, cache: bool, progress: Progress | None,
+               report: bool, load: Callable[[str, str, bool], Model] | None, command: str | None,
+               on_open: Callable[[Run], None] | None) -> tuple[Run, dict[str, Any]]:
     run, config, models, dtype = open_run(study, config, model_specs(model), out=out, resume=resume, dtype=dtype,
                                           command=command)
     if on_open is not None:
@@ -129,6 +143,8 @@ def marking_failure(run: Run | None) -> Iterator[None]:
 def finish(run: Run, summary: dict[str, Any], *, report: bool = True) -> Path | None:
     """Write ``summary.json`` and ``results.json``, mark the run complete, render the report, and close the run
     (its directory lock is held until then)."""
+    if not getattr(run, "writer", True):  # a rank > 0 of a command every rank runs: rank 0 writes
+        return None
     try:
         run.finish(summary, close=False)
         write_results(run.path, run.manifest, summary)
@@ -142,15 +158,28 @@ def finish(run: Run, summary: dict[str, Any], *, report: bool = True) -> Path | 
 
 
 def load_item(item: Any, dtype: str, cache: bool, load: Callable[[str, str, bool], Model] | None = None) -> Model:
-    """A loaded model as it is; a spec through ``load(spec, dtype, cache)`` or :func:`alignlab.models.load_model`."""
+    """A loaded model as it is; a spec through ``load(spec, dtype, cache)`` or :func:`alignlab.models.load_model`,
+    and on every torchrun worker too when workers serve this process (``models.distributed.replicate``)."""
     if not isinstance(item, (str, os.PathLike)):
         return item
     kill_point("load")
-    if load is not None:
-        return load(str(item), dtype, cache)
+    loaded = (load or default_load)(str(item), dtype, cache)
+    from alignlab.models.distributed import leading, picklable, replicate
+
+    if leading():  # the workers load it with the same function (the default one when ``load`` does not pickle)
+        try:
+            loaded.replicas = replicate(str(item), dtype, picklable(load) or default_load, loaded.fingerprint_id)
+        except BaseException:
+            loaded.close()
+            raise
+    return loaded
+
+
+def default_load(spec: str, dtype: str, cache: bool) -> Model:
+    """:func:`alignlab.models.load_model` as a ``load(spec, dtype, cache)`` function."""
     from alignlab.models.spec import load_model
 
-    return load_model(str(item), dtype=dtype, cache=cache)
+    return load_model(spec, dtype=dtype, cache=cache)
 
 
 def pick_study(studies: Sequence[Study[Any]], config: Any, resume: str | os.PathLike[str] | None) -> Study[Any]:
