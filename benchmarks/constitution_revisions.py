@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32, help="max new tokens per generation")
     parser.add_argument("--repeats", type=int, default=1, help="alternating repetitions of the pair of modes")
     parser.add_argument("--model", default="embedded")
+    parser.add_argument("--format", default="raw_hh", choices=["raw_hh", "chat", "auto"],
+                        help="transcript format (the published rate was measured in raw_hh, the format of its time)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -38,14 +40,15 @@ def main() -> None:
             order = ["batched", "one_at_a_time"] if rep % 2 == 0 else ["one_at_a_time", "batched"]
             for mode in order:
                 config = ReviseConfig(rounds=2, limit=args.prompts, max_new_tokens=args.tokens,
-                                      chunk_size=args.prompts if mode == "batched" else 1)
+                                      chunk_size=args.prompts if mode == "batched" else 1, prompt_format=args.format)
                 run = Run.create(f"bench-{mode}", {}, root=root)
                 start = time.perf_counter()
                 run_revisions(run, model, config)
                 seconds[mode].append(time.perf_counter() - start)
                 outputs[mode] = {s["key"]: s.get("revision", s.get("text")) for s in run.samples()}
     rate = {mode: args.prompts * 3600 / min(values) for mode, values in seconds.items()}
-    print(json.dumps({"model": args.model, "prompts": args.prompts, "max_new_tokens": args.tokens, "rounds": 2,
+    print(json.dumps({"model": args.model, "format": args.format, "prompts": args.prompts,
+                      "max_new_tokens": args.tokens, "rounds": 2,
                       "seconds": seconds, "prompts_per_hour": rate,
                       "speedup": rate["batched"] / rate["one_at_a_time"],
                       "same_outputs": outputs["batched"] == outputs["one_at_a_time"]}))

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from alignlab import bigbench
+from alignlab import bigbench, redteam
 from alignlab.models.spec import load_model
+from tests.test_redteam_pipeline import write_attacks_file
 
 TORCHRUN = shutil.which("torchrun", path=os.path.dirname(sys.executable))
 
@@ -62,6 +63,25 @@ try:
 except RuntimeError as err:
     outcome = str(err)
 (TMP / f"broken-{os.environ['RANK']}").write_text(outcome)
+
+from alignlab import redteam
+
+
+def counting_every_call(spec, dtype, cache):
+    """load_model whose generate/score/next_token note (per rank) how many requests they compute."""
+    model = load_model(spec, dtype=dtype, cache=False)
+    for method in ("generate", "score", "next_token"):
+        def counted(requests, call=getattr(model.backend, method)):
+            with open(TMP / f"redteam-{os.environ['RANK']}", "a") as out:
+                out.write(f"{len(requests)}\\n")
+            return call(requests)
+        setattr(model.backend, method, counted)
+    return model
+
+
+red, _ = redteam.run(redteam.RedteamConfig(**json.loads((TMP / "redteam.json").read_text())), model=sys.argv[2],
+                     out=TMP / "redteam", cache=False, load=counting_every_call, report=False)
+assert (red is None) == (os.environ["RANK"] != "0")  # the red-team study ran once, on rank 0
 
 from alignlab.runs.run import Run
 
@@ -129,6 +149,24 @@ def test_two_processes_equal_one_and_resume_across_world_sizes(tmp_path, tiny_di
     (partial,) = (tmp_path / "partial-root").iterdir()
     partial.rename(tmp_path / "partial")
 
+    # a study that is not built on run_study (red teaming): one process, every model call counted
+    red_config = {"sources": [f"jsonl:{write_attacks_file(tmp_path / 'attacks.jsonl')}"],
+                  "targets": ["plain", "prompted"], "scorers": [f"judge:{spec}"], "attacker": spec, "limit": 2,
+                  "max_new_tokens": 4, "calibration_pairs": 2, "data": str(shared_data), "landscape": False}
+    (tmp_path / "redteam.json").write_text(json.dumps(red_config))
+    red_counts: list[int] = []
+
+    def counting_every_call(s: str, d: str, c: bool):
+        model = load_model(s, dtype=d, cache=False)
+        for method in ("generate", "score", "next_token"):
+            call = getattr(model.backend, method)
+            setattr(model.backend, method, lambda requests, call=call: red_counts.append(len(requests))
+                    or call(requests))
+        return model
+
+    red_one, _ = redteam.run(redteam.RedteamConfig(**red_config), model=spec, out=tmp_path / "redteam-one",
+                             cache=False, load=counting_every_call, report=False)
+
     script = tmp_path / "two.py"
     script.write_text(SCRIPT, encoding="utf-8")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -150,6 +188,14 @@ def test_two_processes_equal_one_and_resume_across_world_sizes(tmp_path, tiny_di
     assert "no such GPU" in (tmp_path / "broken-0").read_text()
     (broken,) = (tmp_path / "broken").iterdir()
     assert json.loads((broken / "manifest.json").read_text())["status"] == "failed"
+
+    # red teaming under torchrun: one run directory, and the two ranks share its model calls instead of each
+    # computing all of them
+    (red_two,) = (tmp_path / "redteam").iterdir()
+    assert json.loads((red_two / "manifest.json").read_text())["status"] == "complete"
+    assert len(_samples(red_two)) == len(_samples(red_one.path))
+    per_rank = [sum(int(n) for n in (tmp_path / f"redteam-{r}").read_text().split()) for r in (0, 1)]
+    assert min(per_rank) > 0 and sum(per_rank) == sum(red_counts)
 
     # a command that every rank runs in full gets one run directory, written by rank 0 alone
     assert (tmp_path / "spmd-0").read_text() == (tmp_path / "spmd-1").read_text()

@@ -62,8 +62,12 @@ def test_spec_and_keyword_options_reach_from_pretrained(tiny_dir, monkeypatch):
     assert seen[-1]["trust_remote_code"] is False and "device_map" not in seen[-1]
     assert model.backend.max_batch_tokens == 77 and model.backend.model.config._attn_implementation == "eager"
     assert model.spec == f"hf:{tiny_dir}?attn_implementation=eager&max_batch_tokens=77"
-    load_model(f"hf:{tiny_dir}?device_map=cpu", cache=False)
+    plain = load_model(f"hf:{tiny_dir}?device_map=cpu", cache=False)
     assert seen[-1]["device_map"] == "cpu"
+    # a kernel asked for by name keys its own cache entries; without one the fingerprint (and old cache) is unchanged
+    assert model.fingerprint["attn_implementation"] == "eager" and "attn_implementation" not in plain.fingerprint
+    assert model.fingerprint_id != plain.fingerprint_id
+    assert model.describe()["attn_implementation"] == "eager"
     with pytest.raises(ValueError, match="option max_batch_tokens=-3: expected a positive integer"):
         load_model(f"hf:{tiny_dir}", cache=False, max_batch_tokens=-3)
     with pytest.raises(ValueError, match="does not apply to hf models"):

@@ -68,7 +68,20 @@ def run(config: AuditConfig | None = None, model: Any = "embedded", *, compare: 
         load: Callable[[str, str, bool], Model] | None = None, command: str | None = None,
         on_open: Callable[[Run], None] | None = None) -> tuple[Run, dict[str, Any]]:
     """Audit ``model`` (and ``compare``, side by side) with every study of ``config`` into one run directory, or
-    finish ``resume``; returns ``(run, summary)``. Models are spec strings or loaded models."""
+    finish ``resume``; returns ``(run, summary)``. Models are spec strings or loaded models. Under ``torchrun``
+    rank 0 audits while the other ranks lend it their replicas of each model (every study's model calls are
+    shared); they return ``(None, {})``."""
+    from alignlab.models.distributed import lead
+
+    return lead(lambda: _run(config, model, compare=compare, out=out, resume=resume, dtype=dtype, cache=cache,
+                             progress=progress, report=report, load=load, command=command,
+                             on_open=on_open)) or (None, {})  # type: ignore[return-value]
+
+
+def _run(config: AuditConfig | None, model: Any, *, compare: Any, out: str | os.PathLike[str],
+         resume: str | os.PathLike[str] | None, dtype: str, cache: bool, progress: Progress | None, report: bool,
+         load: Callable[[str, str, bool], Model] | None, command: str | None,
+         on_open: Callable[[Run], None] | None) -> tuple[Run, dict[str, Any]]:
     if resume is not None:
         run_dir = Run.resume(resume, study="audit")
         saved = run_dir.manifest["config"]

@@ -75,6 +75,8 @@ def _generate(**values: Any) -> None:
                               load=load_or_exit)
     except (GenerationError, ValueError, FileNotFoundError) as err:
         fail(str(err))
+    if result is None:  # a torchrun rank other than 0: rank 0 wrote the output
+        return
     print_stats(result.stats)
     console.print(f"[green]wrote {len(result.rows)} items[/green]: {out}")
     if "shortfall" in result.stats:

@@ -126,12 +126,22 @@ def generate_behaviors(config: GenerateConfig, generator: Model, discriminator: 
 def generate(config: GenerateConfig, generator: str | Model = "embedded", discriminator: str | Model | None = None,
              *, out: str | os.PathLike[str] | None = None, dtype: str = "float32", cache: bool = True,
              progress: Progress | None = None, load: Callable[[str, str, bool], Model] | None = None
-             ) -> GenerationResult:
+             ) -> GenerationResult | None:
     """``alignlab behaviors generate`` from Python: model specs (or loaded models) in, a
     :class:`GenerationResult` out; with ``out``, the JSONL and its ``.candidates.jsonl`` / ``.meta.json`` are
     written as by the CLI. ``discriminator`` defaults to the generator (one model loaded once). ``load(spec,
     dtype, cache)`` turns a spec into a model (default :func:`alignlab.models.load_model`); models loaded here
-    are closed here."""
+    are closed here. Under ``torchrun`` rank 0 generates while the other ranks lend it their replicas; they return
+    None."""
+    from alignlab.models.distributed import lead
+
+    return lead(lambda: _generate(config, generator, discriminator, out=out, dtype=dtype, cache=cache,
+                                  progress=progress, load=load))
+
+
+def _generate(config: GenerateConfig, generator: str | Model, discriminator: str | Model | None, *,
+              out: str | os.PathLike[str] | None, dtype: str, cache: bool, progress: Progress | None,
+              load: Callable[[str, str, bool], Model] | None) -> GenerationResult:
     gen_model = load_item(generator, dtype, cache, load)
     disc_model = None
     try:

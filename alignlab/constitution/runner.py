@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from alignlab.constitution.studies import RESUMABLE, WITH_MODEL, study_for, study_named
@@ -36,20 +37,36 @@ def run_command(config: Any = None, model: Any = None, *, out: str | os.PathLike
     only. Resuming takes the config and model saved in the run (a ``config`` given with ``resume`` only checks that
     the run is of that command). ``load(spec, dtype, cache)`` turns a spec into a model (default
     :func:`alignlab.models.load_model`). A run that raises is marked ``failed`` in its manifest before the exception
-    propagates.
+    propagates. Under ``torchrun`` a command with a model (``revise``, ``label``, ``questions``) runs on rank 0 while
+    the other ranks lend it their replicas (they return ``(None, {})``); a trainer runs on every rank (DDP).
     """
     if resume is not None:
         study = study_for(config) if config is not None else study_named(Run.read_manifest(resume).get("study"),
                                                                            resume)
+    elif config is None:
+        raise ValueError("give a config (or resume=RUN_DIR)")
+    else:
+        study = study_for(config)
+    command_run = partial(_run, study, config, model, out=out, resume=resume, dtype=dtype, cache=cache,
+                          progress=progress, report=report, load=load, command=command, on_open=on_open)
+    if study not in WITH_MODEL:
+        return command_run()
+    from alignlab.models.distributed import lead
+
+    return lead(command_run) or (None, {})  # type: ignore[return-value]
+
+
+def _run(study: Any, config: Any, model: Any, *, out: str | os.PathLike[str],
+         resume: str | os.PathLike[str] | None, dtype: str, cache: bool, progress: Progress | None, report: bool,
+         load: Callable[[str, str, bool], Model] | None, command: str | None,
+         on_open: Callable[[Run], None] | None) -> tuple[Run, dict[str, Any]]:
+    if resume is not None:
         if study not in RESUMABLE:
             raise ValueError(f"{resume}: a {study.name} run does not resume; start a new one")
         run = Run.resume(resume, study=study.name)
         saved = run.manifest["config"]
         config, model = study.config.from_dict(saved.get("study", {})), saved["model"]
     else:
-        if config is None:
-            raise ValueError("give a config (or resume=RUN_DIR)")
-        study = study_for(config)
         saved = {"study": config.as_dict()}
         if study in WITH_MODEL:
             model = "embedded" if model is None else model

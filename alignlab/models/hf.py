@@ -101,6 +101,7 @@ class HFBackend(Backend):
         bos = tokenizer.bos_token_id
         self.add_bos = bos is not None and len(probe) > 0 and probe[0] == bos
         self._encoder = BatchEncoder(tokenizer)
+        self.attn_requested: str | None = None  # set by from_pretrained when the spec names a kernel
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, dtype: str = "float32", device: str = "auto",
@@ -136,7 +137,9 @@ class HFBackend(Backend):
             weights = files_hash(sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin")))
         else:
             weights = f"revision:{getattr(model.config, '_commit_hash', None) or revision or 'unknown'}"
-        return cls(model, tokenizer, spec=spec or f"hf:{name_or_path}", weights_id=weights, **kwargs)
+        backend = cls(model, tokenizer, spec=spec or f"hf:{name_or_path}", weights_id=weights, **kwargs)
+        backend.attn_requested = attn_implementation
+        return backend
 
     # -- identity ----------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
@@ -150,13 +153,16 @@ class HFBackend(Backend):
             "tokenizer_class": type(tok).__name__,
             "chat_template": text_hash(getattr(tok, "chat_template", None)),
             "bos_policy": f"add_bos={self.add_bos}",
+            # a kernel asked for by name (?attn_implementation=) keys its own cache; the default keeps older keys
+            **({"attn_implementation": self.attn_requested} if self.attn_requested else {}),
         }
 
     def describe(self) -> dict[str, Any]:
         n_params = sum(p.numel() for p in self.model.parameters())
         return {"spec": self.spec, "backend": "hf", "parameters": n_params,
                 "dtype": str(next(self.model.parameters()).dtype).removeprefix("torch."),
-                "device": str(next(self.model.parameters()).device), "note": self.note}
+                "device": str(next(self.model.parameters()).device), "note": self.note,
+                "attn_implementation": getattr(self.model.config, "_attn_implementation", None)}
 
     # -- tokenisation ------------------------------------------------------------------------
     def render(self, prompt: Prompt) -> str:
