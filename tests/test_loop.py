@@ -207,3 +207,20 @@ def test_training_texts_render_conversational_and_plain_sft_rows(tmp_path):
     texts = training_texts(path, lambda messages: f"<user>{messages[0].content}<assistant>")
     assert texts == ["<user>Hi?<assistant>Hello.", "\n\nHuman: Hi?\n\nAssistant: Hello."]
 
+
+
+def test_dpo_pairs_join_the_sl_cai_rows_as_explain_candidates_with_their_source(tmp_path):
+    from alignlab.loop.explain import training_rows
+    from alignlab.loop.plan import needs
+
+    path = tmp_path / "sft.jsonl"
+    path.write_text(json.dumps({"prompt": "\n\nHuman: Hi?\n\nAssistant:", "completion": " Hello."}) + "\n")
+    pairs = [{"prompt": [{"role": "user", "content": "Q?"}], "chosen": [{"role": "assistant", "content": "Kind."}],
+              "rejected": [{"role": "assistant", "content": "Rude."}]}]
+    rows = training_rows(path, lambda messages: f"<user>{messages[0].content}<assistant>", pairs)
+    assert rows == [{"text": "\n\nHuman: Hi?\n\nAssistant: Hello.", "source": "sl-cai"},
+                    {"text": "<user>Q?<assistant>Kind.", "source": "dpo chosen", "pair": 0},
+                    {"text": "<user>Q?<assistant>Rude.", "source": "dpo rejected", "pair": 0}]
+    assert training_rows(path, str) == rows[:1]  # no DPO: the SL-CAI rows alone
+    assert "rl" in needs("explain", LoopConfig(rl_method="dpo"))  # it reads the pairs the DPO run trained on
+    assert "rl" not in needs("explain", LoopConfig(rl_method="rloo"))

@@ -1,8 +1,9 @@
-"""The explain stage: EK-FAC influence (Grosse et al. 2023) of the SL-CAI training examples on the trained policy's
-replies whose harmlessness changed most between the base model and the policy.
+"""The explain stage: EK-FAC influence (Grosse et al. 2023) of the SL-CAI (and DPO) training examples on the trained
+policy's replies whose harmlessness changed most between the base model and the policy.
 
 The training sequences are the rows the SL-CAI stage trained on (``sft.jsonl``: prompt + revision, rendered in
-the conversation format they were trained in); the queries are the policy's replies to the most-changed attacks,
+the conversation format they were trained in) and, when RL was DPO, each pair's prompt + chosen and prompt +
+rejected reply (``source`` names which); the queries are the policy's replies to the most-changed attacks,
 ``f = -log p(reply | attack)`` under the policy. Factors are fitted and queries scored on the final policy (the
 model whose replies are explained), as Grosse et al. do for the final model. Two sub-runs: ``explain/fit`` and
 ``explain/query`` (each resumes on its own).
@@ -25,16 +26,42 @@ def training_texts(sft_jsonl: Path, render: Any) -> list[str]:
     messages) rendered by ``render(messages) -> prompt text``."""
     texts = []
     for line in sft_jsonl.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
-        prompt, completion = row["prompt"], row["completion"]
-        if isinstance(prompt, list):
-            prompt = render([Message(m["role"], m["content"]) for m in prompt])
-        if isinstance(completion, list):
-            completion = "".join(m["content"] for m in completion)
-        texts.append(str(prompt) + str(completion))
+        if line.strip():
+            row = json.loads(line)
+            texts.append(joined(row["prompt"], row["completion"], render))
     return texts
+
+
+def training_rows(sft_jsonl: Path, render: Any, dpo_pairs: list[dict[str, Any]] | None = None
+                  ) -> list[dict[str, Any]]:
+    """The explain stage's training sequences, each with its ``source``: every SL-CAI row, then, when the policy
+    was trained with DPO, each pair's prompt + chosen and prompt + rejected reply (DPO's loss moves both)."""
+    rows = [{"text": text, "source": "sl-cai"} for text in training_texts(sft_jsonl, render)]
+    for number, pair in enumerate(dpo_pairs or []):
+        rows += [{"text": joined(pair["prompt"], pair[side], render), "source": f"dpo {side}", "pair": number}
+                 for side in ("chosen", "rejected")]
+    return rows
+
+
+def joined(prompt: Any, completion: Any, render: Any) -> str:
+    """A training row's prompt and completion as one text (message lists rendered, as the trainer saw them)."""
+    if isinstance(prompt, list):
+        prompt = render([Message(m["role"], m["content"]) for m in prompt])
+    if isinstance(completion, list):
+        completion = "".join(m["content"] for m in completion)
+    return str(prompt) + str(completion)
+
+
+def dpo_pairs(ctx: Context) -> list[dict[str, Any]]:
+    """The pairs the loop's DPO stage trained on (its saved config: pairs file, limit), in the loop's format; none
+    when the policy was not trained with DPO."""
+    if ctx.config.rl_method != "dpo":
+        return []
+    from alignlab.constitution.train_rl import dpo_rows
+    from alignlab.runs.run import Run
+
+    study = Run.read_manifest(ctx.runs["rl"])["config"]["study"]
+    return dpo_rows(study["pairs"], study.get("limit"), ctx.prompt_format)  # type: ignore[arg-type]
 
 
 def queries(ctx: Context, top: int) -> list[dict[str, Any]]:
@@ -63,8 +90,7 @@ def explain(ctx: Context, folder: Path) -> Path:
 
         train = folder / "train.jsonl"
         if not train.is_file():
-            texts = training_texts(ctx.runs["revise"] / "sft.jsonl", render)
-            _write(train, [{"text": t} for t in texts])
+            _write(train, training_rows(ctx.runs["revise"] / "sft.jsonl", render, dpo_pairs(ctx)))
         query_file = folder / "queries.jsonl"
         if not query_file.is_file():
             _write(query_file, [{"prompt": render([Message(m["role"], m["content"]) for m in q["messages"]]),

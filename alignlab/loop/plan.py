@@ -14,7 +14,8 @@ def needs(stage: str, config: LoopConfig) -> tuple[str, ...]:
             "rl": rl_inputs, "audit_after": ("sft", *(("rl",) if applies("rl", config) else ()),
                                              *(scorer if "redteam" in config.audit_studies else ())),
             "redteam_after": ("sft", *(("rl",) if applies("rl", config) else ()), *scorer),
-            "explain": ("revise", "sft", "redteam_before", "redteam_after")}[stage]
+            "explain": ("revise", "sft", "redteam_before", "redteam_after",
+                        *(("rl",) if config.rl_method == "dpo" else ()))}[stage]
 
 
 def applies(stage: str, config: LoopConfig) -> bool:

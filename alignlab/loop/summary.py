@@ -98,26 +98,29 @@ def explain_sections(query_dir: Path) -> list[dict[str, Any]]:
 
     summary = summary_of(query_dir)
     queries = _read_jsonl(query_dir.parent.parent / "queries.jsonl")
-    train = [r["text"] for r in _read_jsonl(query_dir.parent.parent / "train.jsonl")]
+    train = _read_jsonl(query_dir.parent.parent / "train.jsonl")
     rows = []
     for record in sorted(read_samples(query_dir), key=lambda r: r.get("query_index", 0)):
         q = queries[record["query_index"]] if record.get("query_index", -1) < len(queries) else {}
         for rank, entry in enumerate(record.get("top", [])[:3], start=1):
+            example = train[entry["train_index"]] if entry["train_index"] < len(train) else {}
             rows.append([q.get("attack_id"), _text(q.get("before")), _text(q.get("after")),
-                         q.get("completion", "")[:PREVIEW], rank, entry["train_index"], _text(entry["score"]),
-                         train[entry["train_index"]][-PREVIEW:] if entry["train_index"] < len(train) else ""])
+                         q.get("completion", "")[:PREVIEW], rank, entry["train_index"],
+                         example.get("source", "sl-cai"), _text(entry["score"]),
+                         str(example.get("text", ""))[-PREVIEW:]])
     unchanged = bool(queries) and all(q.get("before") == q.get("after") for q in queries)
     caveat = ("No explained reply changed its harmlessness score (the policy barely moved): the examples below "
               "explain the replies, not a change. " if unchanged else "")
-    table = {"id": "explain", "title": "Which SL-CAI examples drove the change (EK-FAC influence)",
-             "description": (caveat + "For the policy's replies whose harmlessness changed most, the SL-CAI training "
-                             "examples (critique-revised replies) with the largest influence on the reply's "
+    table = {"id": "explain", "title": "Which training examples drove the change (EK-FAC influence)",
+             "description": (caveat + "For the policy's replies whose harmlessness changed most, the training "
+                             "examples (SL-CAI: critique-revised replies; with DPO also each pair's chosen and "
+                             "rejected reply, named in 'source') with the largest influence on the reply's "
                              "log-likelihood under the policy (positive = up-weighting the example makes the reply "
                              "more likely). "
                              "Token highlights below: each example's per-token contribution."),
              "tables": [{"title": "Most-changed replies and their top training examples",
-                         "columns": ["attack", "before", "after", "policy reply", "rank", "train index", "influence",
-                                     "training example (end)"], "rows": rows}]}
+                         "columns": ["attack", "before", "after", "policy reply", "rank", "train index", "source",
+                                     "influence", "training example (end)"], "rows": rows}]}
     highlights = [dict(s, id=f"explain-{s['id']}", title=f"Influence: {s['title']}")
                   for s in summary.get("sections", []) if str(s.get("id", "")).startswith("query-")]
     return [table, *highlights]
