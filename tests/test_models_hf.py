@@ -246,3 +246,42 @@ def test_many_requests_in_flight_are_packed_together_and_handed_on_sub_batch_by_
     got = model.score(requests, progress=progress.append)
     assert [x for r in got for x in r.logprobs] == pytest.approx([x for r in expected for x in r.logprobs], abs=1e-5)
     assert progress == [2] * 8
+
+
+def test_generation_in_flight_hands_on_each_sub_batch_when_its_requests_are_done(backend, monkeypatch):
+    from alignlab.models import hf_generate
+
+    greedy = GenerateParams(max_new_tokens=6, logprobs=True)
+    sampled = GenerateParams(max_new_tokens=6, temperature=1.0, n=2, seed=3)
+    requests = [GenerateRequest(FEW_SHOT + q, greedy if i % 2 else sampled) for i, q in enumerate(QUESTIONS * 2)]
+    expected = backend.generate(requests)
+    batches: list[int] = []
+    decode = hf_generate._decode
+    monkeypatch.setattr(hf_generate, "_decode", lambda b, rows, samples: batches.append(len(rows))
+                        or decode(b, rows, samples))
+    backend.max_generate_rows = 4  # 12 sample rows in flight -> 3 generation batches of 4 (not 4 calls of 3 rows)
+    seen = [(positions, len(batches), results) for positions, results in backend.stream("generate", requests, 2)]
+    assert batches == [4, 4, 4]
+    assert sorted(p for positions, _, _ in seen for p in positions) == list(range(len(requests)))
+    assert all(len(positions) == 2 for positions, _, _ in seen)
+    assert seen[0][1] < len(batches)  # a sub-batch was handed on before the last generation batch ran
+    got = {p: r for positions, _, results in seen for p, r in zip(positions, results, strict=True)}
+    for i, want in enumerate(expected):  # other batches than one call's: log-probs equal up to batch rounding
+        assert [(g.text, g.finish_reason) for g in got[i].samples] == [(g.text, g.finish_reason) for g in want.samples]
+        for g, w in zip(got[i].samples, want.samples, strict=True):
+            assert g.token_logprobs == (None if w.token_logprobs is None else pytest.approx(w.token_logprobs, abs=1e-5))
+
+
+def test_the_gpu_generation_budget_follows_free_memory_and_the_kv_cache_size():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from alignlab.models.hf import GPU_GENERATE_TOKENS, GPU_GENERATE_TOKENS_MAX, generate_token_budget
+
+    config = LlamaConfig(num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, hidden_size=32,
+                         intermediate_size=64, vocab_size=64)
+    model = LlamaForCausalLM(config).to(torch.float16)
+    per_token = 2 * 2 * 2 * (32 // 4) * 2  # layers x (key, value) x kv heads x head size x 2 bytes = 128 bytes
+    assert generate_token_budget(model, free_bytes=per_token * 100_000) == 30_000  # 0.3 of free memory
+    assert generate_token_budget(model, free_bytes=per_token * 1000) == GPU_GENERATE_TOKENS  # the floor
+    assert generate_token_budget(model, free_bytes=10**15) == GPU_GENERATE_TOKENS_MAX  # the cap
+    assert generate_token_budget(model) == GPU_GENERATE_TOKENS  # not on a CUDA device: the floor

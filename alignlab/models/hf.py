@@ -48,6 +48,8 @@ from alignlab.models.types import (
 Finish = Callable[[int, Any], Any]  # (request index, its tree's output) -> the request's result
 FLEX_GPU_TOKENS, DENSE_GPU_TOKENS = 32768, 4096  # default tokens per scoring forward on a GPU
 MAX_IN_FLIGHT_GPU = 4096
+GPU_GENERATE_ROWS = 256  # rows (samples) per generation batch on a GPU; 32 on a CPU
+GPU_GENERATE_TOKENS, GPU_GENERATE_TOKENS_MAX = 16384, 131072  # a GPU generation batch's token budget: floor, cap
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
 
@@ -71,6 +73,39 @@ def pick_device(device: str) -> str:
     return device
 
 
+def completed_sub_batches(finished: Iterator[list[int]], total: int, sub_batch: int, result: Callable[[int], Any]
+                          ) -> Iterator[tuple[list[int], list[Any]]]:
+    """``(positions, results)`` of each sub-batch of ``sub_batch`` consecutive requests once ``finished`` (which
+    yields the positions done after each step) has reported all of its requests; ``result(i)`` is request i's."""
+    left = [min(sub_batch, total - start) for start in range(0, total, sub_batch)]
+    for done in finished:
+        for k in sorted({i // sub_batch for i in done}):
+            left[k] -= sum(i // sub_batch == k for i in done)
+            if left[k] == 0:
+                part = list(range(k * sub_batch, min(total, (k + 1) * sub_batch)))
+                yield part, [result(i) for i in part]
+
+
+def generate_token_budget(model: Any, *, free_bytes: int | None = None, share: float = 0.3) -> int:
+    """Prompt + new tokens over one generation batch on a GPU: ``share`` of the free device memory over the KV
+    cache's bytes per token (layers x 2 x key/value heads x head size x element size), kept between
+    ``GPU_GENERATE_TOKENS`` (the floor) and ``GPU_GENERATE_TOKENS_MAX``."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    heads = getattr(config, "num_attention_heads", None)
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or (config.hidden_size // heads if heads else None)
+    layers = getattr(config, "num_hidden_layers", None)
+    if not (layers and kv_heads and head_dim):
+        return GPU_GENERATE_TOKENS
+    if free_bytes is None:
+        device = next(model.parameters()).device
+        if device.type != "cuda":
+            return GPU_GENERATE_TOKENS
+        free_bytes = torch.cuda.mem_get_info(device)[0]
+    per_token = 2 * layers * kv_heads * head_dim * next(model.parameters()).element_size()
+    return int(max(GPU_GENERATE_TOKENS, min(GPU_GENERATE_TOKENS_MAX, share * free_bytes / per_token)))
+
+
 class HFBackend(Backend):
     def __init__(self, model: Any, tokenizer: Any, *, spec: str = "hf:<in-memory>", weights_id: str | None = None,
                  max_batch_tokens: int | None = None, min_shared_prefix: int = 4, note: str | None = None,
@@ -92,7 +127,9 @@ class HFBackend(Backend):
         self.max_in_flight = MAX_IN_FLIGHT_GPU if on_gpu else None  # Model hands a GPU this many requests at once
         gpu_budget = FLEX_GPU_TOKENS if attention == "flex" else DENSE_GPU_TOKENS
         self.max_batch_tokens = max_batch_tokens or (gpu_budget if on_gpu else 512)  # scoring rows (packing.py)
-        self.max_generate_tokens = 16384 if on_gpu else 4608  # prompt + new tokens over a generation batch
+        # prompt + new tokens, and rows, over one generation batch (hf_generate.py)
+        self.max_generate_tokens = generate_token_budget(model) if on_gpu else 4608
+        self.max_generate_rows = GPU_GENERATE_ROWS if on_gpu else 32
         self.prefix_store = PrefixStore()
         self.min_shared_prefix = min_shared_prefix
         self.note = note
@@ -195,21 +232,34 @@ class HFBackend(Backend):
             return [finish(i, out) for i, out in enumerate(outputs)]
 
     def stream(self, method: str, requests: Sequence[Any], sub_batch: int) -> Iterator[tuple[list[int], list[Any]]]:
-        """Many requests in flight on a GPU (``max_in_flight``): one packing over all of them, so forwards reach the
-        token budget, and each sub-batch handed on as soon as its last tree is scored (rows run in input order)."""
-        plans = {"score": self._score_plan, "next_token": self._next_token_plan}
-        if method not in plans or len(requests) <= sub_batch:
+        """Many requests in flight on a GPU (``max_in_flight``): one packing (or one set of generation batches) over
+        all of them, so each forward fills the device, and each sub-batch handed on as soon as its last request is
+        done."""
+        if method not in ("score", "next_token", "generate") or len(requests) <= sub_batch:
             yield from super().stream(method, requests, sub_batch)
             return
+        if method == "generate":
+            from alignlab.models.hf_generate import generate_stream
+
+            generated: dict[int, Any] = {}
+
+            def generations() -> Iterator[list[int]]:
+                for done, results in generate_stream(self, list(requests)):
+                    generated.update(zip(done, results, strict=True))
+                    yield done
+
+            yield from completed_sub_batches(generations(), len(requests), sub_batch, generated.__getitem__)
+            return
         with paused_gc():
-            trees, finish = plans[method](requests)
-        left = [min(sub_batch, len(requests) - start) for start in range(0, len(requests), sub_batch)]
-        for done, outputs in self._iter(trees, ordered=True):
-            for k in {i // sub_batch for i in done}:
-                left[k] -= sum(i // sub_batch == k for i in done)
-                if left[k] == 0:
-                    part = list(range(k * sub_batch, k * sub_batch + min(sub_batch, len(requests) - k * sub_batch)))
-                    yield part, [finish(i, outputs[i]) for i in part]
+            trees, finish = (self._score_plan if method == "score" else self._next_token_plan)(requests)
+        latest: list[list[Any]] = [[]]  # the outputs list _iter fills (every tree scored so far)
+
+        def scored() -> Iterator[list[int]]:
+            for done, outputs in self._iter(trees, ordered=True):
+                latest[0] = outputs
+                yield done
+
+        yield from completed_sub_batches(scored(), len(requests), sub_batch, lambda i: finish(i, latest[0][i]))
 
     def _iter(self, trees: list[Tree], ordered: bool = False) -> Iterator[tuple[list[int], list[Any]]]:
         def run(attention: str) -> Iterator[tuple[list[int], list[Any]]]:

@@ -1,18 +1,23 @@
 """Batched sampling for the ``hf`` backend, with the KV cache of a shared prompt prefix computed once.
 
 Each request is expanded into ``n`` sample rows. Rows are sorted by prompt length and batched by a token
-budget. Within a batch the longest common token prefix (a few-shot block, a CoT prefix) runs once with
-batch size 1; its cache is repeated across rows, and each row's own suffix is right-aligned after it:
+budget (``backend.max_generate_tokens``: prompt + new tokens over a batch) and a row limit
+(``backend.max_generate_rows``). Within a batch the longest common token prefix (a few-shot block, a CoT prefix)
+runs once with batch size 1; its cache is repeated across rows, and each row's own suffix is right-aligned after it:
 
     [shared prefix][pad ... pad][row suffix] -> decode one token per row per step
 
-Every row samples from its own ``torch.Generator`` seeded by (params.seed, sample index, prompt), so a
-sample does not depend on which other requests share its batch.
+Each step's log-softmax, greedy choices and chosen log-probabilities are computed for the whole batch on the device
+and only the sampled rows' logits come to the host. Every sampled row draws from its own ``torch.Generator``
+seeded by (params.seed, sample index, prompt) on the host, so a sample does not depend on which other requests
+share its batch or on the device. :func:`generate_stream` hands on each request as soon as its last sample row is
+decoded, so a caller can cache finished requests while later batches run.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -21,7 +26,8 @@ from alignlab.models.compat import output_cache, with_cache
 from alignlab.models.packing import common_prefix_len
 from alignlab.models.types import GenerateParams, GenerateRequest, GenerateResult, Generation
 
-MAX_ROWS = 32
+MAX_ROWS = 32  # rows per batch when the backend sets no max_generate_rows
+STOP_WINDOW = 8  # tokens decoded beyond the longest stop string when checking for it
 
 
 @dataclass
@@ -39,6 +45,15 @@ def _row_seed(params: GenerateParams, sample: int, text: str) -> int:
 
 
 def generate_batch(backend, requests: list[GenerateRequest]) -> list[GenerateResult]:
+    results: list[GenerateResult | None] = [None] * len(requests)
+    for positions, outs in generate_stream(backend, requests):
+        for i, out in zip(positions, outs, strict=True):
+            results[i] = out
+    return results  # type: ignore[return-value]
+
+
+def generate_stream(backend, requests: list[GenerateRequest]) -> Iterator[tuple[list[int], list[GenerateResult]]]:
+    """``(request positions, results)`` for the requests whose every sample row is decoded, after each batch."""
     rows: list[_Row] = []
     for r, req in enumerate(requests):
         text = backend.render(req.prompt)
@@ -48,16 +63,30 @@ def generate_batch(backend, requests: list[GenerateRequest]) -> list[GenerateRes
             rows.append(_Row(r, s, ids, req.params, gen))
     rows.sort(key=lambda row: len(row.ids))
     samples: dict[tuple[int, int], Generation] = {}
-    batch: list[_Row] = []
+    left = [req.params.n for req in requests]
+    max_rows = getattr(backend, "max_generate_rows", None) or MAX_ROWS
+    batches: list[list[_Row]] = [[]]
     for row in rows:
+        batch = batches[-1]
         tokens = (len(row.ids) + row.params.max_new_tokens) * (len(batch) + 1)
-        if batch and (tokens > max(backend.max_generate_tokens, 1) or len(batch) >= MAX_ROWS):
-            _decode(backend, batch, samples)
-            batch = []
-        batch.append(row)
-    if batch:
+        if batch and (tokens > max(backend.max_generate_tokens, 1) or len(batch) >= max_rows):
+            batches.append([])
+        batches[-1].append(row)
+    done_first = [r for r, req in enumerate(requests) if req.params.n == 0]
+    if done_first:
+        yield done_first, [GenerateResult(()) for _ in done_first]
+    for batch in batches:
+        if not batch:
+            continue
         _decode(backend, batch, samples)
-    return [GenerateResult(tuple(samples[(r, s)] for s in range(req.params.n))) for r, req in enumerate(requests)]
+        finished = []
+        for row in batch:
+            left[row.request] -= 1
+            if left[row.request] == 0:
+                finished.append(row.request)
+        if finished:
+            yield finished, [GenerateResult(tuple(samples[(r, s)] for s in range(requests[r].params.n)))
+                             for r in finished]
 
 
 def _shared_prefix(rows: list[_Row], min_tokens: int) -> int:
@@ -88,31 +117,39 @@ def _decode(backend, rows: list[_Row], samples: dict[tuple[int, int], Generation
         ids[i, width - len(s):] = torch.tensor(s)
         mask[i, prefix_len + width - len(s):] = 1
         positions[i, width - len(s):] = torch.arange(prefix_len, prefix_len + len(s))
-    next_pos = torch.tensor([len(r.ids) for r in rows])
+    ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)  # they stay on the device
+    next_pos = torch.tensor([len(r.ids) for r in rows], device=device)
     max_new = max(r.params.max_new_tokens for r in rows)
     generated: list[list[int]] = [[] for _ in rows]
     logprobs: list[list[float]] = [[] for _ in rows]
     done = [r.params.max_new_tokens == 0 for r in rows]
     finish = ["length"] * len(rows)
     step_ids = ids
+    sampled = [i for i, r in enumerate(rows) if r.params.temperature > 0]
     for _ in range(max_new):
         if all(done):
             break
-        out = model(step_ids.to(device), attention_mask=mask.to(device), position_ids=positions.to(device),
-                    **with_cache(model, cache), use_cache=True, logits_to_keep=1)
+        out = model(step_ids, attention_mask=mask, position_ids=positions, **with_cache(model, cache),
+                    use_cache=True, logits_to_keep=1)
         cache = output_cache(out)
-        logits = out.logits[:, -1].float().cpu()
-        chosen = torch.full((len(rows),), pad, dtype=torch.long)
+        logits = out.logits[:, -1].float()
+        chosen = logits.argmax(-1)  # greedy rows; sampled rows draw on the host with their own generator
+        drawing = [i for i in sampled if not done[i]]
+        if drawing:
+            host = logits[drawing].cpu()
+            drawn = [_sample(host[k], rows[i].params, rows[i].generator) for k, i in enumerate(drawing)]
+            chosen[torch.tensor(drawing, device=device)] = torch.tensor(drawn, device=device)
+        picked = logits.log_softmax(-1).gather(1, chosen[:, None])[:, 0]
+        tokens, token_lps = chosen.tolist(), picked.tolist()
         for i, row in enumerate(rows):
             if done[i]:
+                tokens[i] = pad
                 continue
-            token = _sample(logits[i], row.params, row.generator)
-            chosen[i] = token
-            generated[i].append(token)
-            logprobs[i].append(float(logits[i].log_softmax(-1)[token]))
-            done[i], finish[i] = _finished(tok, row, generated[i], token, eos)
-        step_ids = chosen[:, None]
-        mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long)], dim=1)
+            generated[i].append(tokens[i])
+            logprobs[i].append(token_lps[i])
+            done[i], finish[i] = _finished(tok, row, generated[i], tokens[i], eos)
+        step_ids = torch.tensor(tokens, dtype=torch.long, device=device)[:, None]
+        mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long, device=device)], dim=1)
         positions = next_pos[:, None].clone()
         next_pos += 1
     for i, row in enumerate(rows):
@@ -152,8 +189,9 @@ def _sample(logits: torch.Tensor, params: GenerateParams, generator: torch.Gener
 def _finished(tok, row: _Row, generated: list[int], token: int, eos: set[int]) -> tuple[bool, str]:
     if token in eos:
         return True, "eos"
-    if row.params.stop:
-        text = tok.decode(generated, skip_special_tokens=True)
+    if row.params.stop:  # a stop string just completed ends in the last tokens: decode only those
+        window = max(len(s) for s in row.params.stop) + STOP_WINDOW
+        text = tok.decode(generated[-window:], skip_special_tokens=True)
         if any(s in text for s in row.params.stop):
             return True, "stop"
     if len(generated) >= row.params.max_new_tokens:
