@@ -28,13 +28,15 @@ def venv_python(venv: Path = VENV) -> Path:
     return venv / "bin" / "python"
 
 
-def probe(venv: Path = VENV) -> dict | None:
-    """Versions in a working venv (torch, cuda, lm_eval, transformers), or None when it is missing or broken."""
+def probe(venv: Path = VENV, code: str = PROBE) -> dict | None:
+    """Versions in a working venv (``code`` prints them as JSON on its last line; by default torch, cuda, lm_eval,
+    transformers), or None when it is missing or broken. Runs outside the repository, so the venv's own packages
+    are imported, not the checkout's."""
     python = venv_python(venv)
     if not python.exists():
         return None
-    res = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True)
-    return json.loads(res.stdout) if res.returncode == 0 else None
+    res = subprocess.run([str(python), "-c", code], capture_output=True, text=True, cwd="/")
+    return json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else None
 
 
 def ensure_venv(venv: Path = VENV, log=print) -> Path:

@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import lmeval_venv
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 VENV = HERE / ".venv-vllm"
@@ -35,16 +37,12 @@ PROBE = ("import json, torch, transformers, vllm, alignlab; "
 
 
 def venv_python(venv: Path = VENV) -> Path:
-    return venv / "bin" / "python"
+    return lmeval_venv.venv_python(venv)
 
 
 def probe(venv: Path = VENV) -> dict | None:
     """Versions in a working venv (torch, cuda, vllm, transformers), or None when it is missing or broken."""
-    python = venv_python(venv)
-    if not python.exists():
-        return None
-    res = subprocess.run([str(python), "-c", PROBE], capture_output=True, text=True, cwd="/")
-    return json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else None
+    return lmeval_venv.probe(venv, PROBE)
 
 
 def _pip(venv: Path, *args: str) -> None:

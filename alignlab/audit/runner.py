@@ -19,6 +19,7 @@ from alignlab.audit.paired import (
     reproduces,
 )
 from alignlab.models.base import Model
+from alignlab.models.distributed import led
 from alignlab.runs.results import ItemValues, results_of, side_by_side
 from alignlab.runs.run import Run
 from alignlab.runs.study import AuditPart, finish, load_item, marking_failure
@@ -62,6 +63,7 @@ def run_audit(run: Run, models: list[Model], budget: str = "small", data: str | 
     return combine(summaries, chosen, [m.spec for m in models], budget, items, seed=run.manifest.get("seed", 0))
 
 
+@led(lambda: (None, {}))
 def run(config: AuditConfig | None = None, model: Any = "embedded", *, compare: Any = None,
         out: str | os.PathLike[str] = "runs", resume: str | os.PathLike[str] | None = None, dtype: str = "float32",
         cache: bool = True, progress: Progress | None = None, report: bool = True,
@@ -71,17 +73,6 @@ def run(config: AuditConfig | None = None, model: Any = "embedded", *, compare: 
     finish ``resume``; returns ``(run, summary)``. Models are spec strings or loaded models. Under ``torchrun``
     rank 0 audits while the other ranks lend it their replicas of each model (every study's model calls are
     shared); they return ``(None, {})``."""
-    from alignlab.models.distributed import lead
-
-    return lead(lambda: _run(config, model, compare=compare, out=out, resume=resume, dtype=dtype, cache=cache,
-                             progress=progress, report=report, load=load, command=command,
-                             on_open=on_open)) or (None, {})  # type: ignore[return-value]
-
-
-def _run(config: AuditConfig | None, model: Any, *, compare: Any, out: str | os.PathLike[str],
-         resume: str | os.PathLike[str] | None, dtype: str, cache: bool, progress: Progress | None, report: bool,
-         load: Callable[[str, str, bool], Model] | None, command: str | None,
-         on_open: Callable[[Run], None] | None) -> tuple[Run, dict[str, Any]]:
     if resume is not None:
         run_dir = Run.resume(resume, study="audit")
         saved = run_dir.manifest["config"]

@@ -54,6 +54,7 @@ from alignlab.behaviors.generation_pipeline import (
     shortfall_note,
 )
 from alignlab.models.base import Model
+from alignlab.models.distributed import led
 from alignlab.runs.study import load_item
 
 __all__ = ["Candidate", "GenerateConfig", "GenerationError", "GenerationResult", "generate", "generate_behaviors",
@@ -123,6 +124,7 @@ def generate_behaviors(config: GenerateConfig, generator: Model, discriminator: 
     return result
 
 
+@led(lambda: None)
 def generate(config: GenerateConfig, generator: str | Model = "embedded", discriminator: str | Model | None = None,
              *, out: str | os.PathLike[str] | None = None, dtype: str = "float32", cache: bool = True,
              progress: Progress | None = None, load: Callable[[str, str, bool], Model] | None = None
@@ -133,15 +135,6 @@ def generate(config: GenerateConfig, generator: str | Model = "embedded", discri
     dtype, cache)`` turns a spec into a model (default :func:`alignlab.models.load_model`); models loaded here
     are closed here. Under ``torchrun`` rank 0 generates while the other ranks lend it their replicas; they return
     None."""
-    from alignlab.models.distributed import lead
-
-    return lead(lambda: _generate(config, generator, discriminator, out=out, dtype=dtype, cache=cache,
-                                  progress=progress, load=load))
-
-
-def _generate(config: GenerateConfig, generator: str | Model, discriminator: str | Model | None, *,
-              out: str | os.PathLike[str] | None, dtype: str, cache: bool, progress: Progress | None,
-              load: Callable[[str, str, bool], Model] | None) -> GenerationResult:
     gen_model = load_item(generator, dtype, cache, load)
     disc_model = None
     try:

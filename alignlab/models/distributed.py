@@ -17,13 +17,15 @@ unset or 1) every function here is a no-op and nothing is imported from ``torch.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import os
 import pickle
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Load = Callable[[str, str, bool], Any]  # (spec, dtype, cache) -> Model, as runs.study.load_item's ``load``
 
 TIMEOUT_ENV = "ALIGNLAB_DIST_TIMEOUT_S"  # how long a worker waits for the leader's next message (default 24 h)
@@ -85,6 +87,21 @@ def lead(call: Callable[[], T]) -> T | None:
     finally:
         _LEADING = False
         _broadcast(("stop",))
+
+
+def led(on_workers: Callable[[], Any]) -> Callable[[Callable[P, T]], Callable[P, T]]:
+    """Decorate a command so that :func:`lead` runs it: the command itself on rank 0 (and without a launcher), and
+    ``on_workers()`` returned on every other rank once it has served the leader."""
+
+    def wrap(command: Callable[P, T]) -> Callable[P, T]:
+        @functools.wraps(command)
+        def run(*args: P.args, **kwargs: P.kwargs) -> T:
+            out = lead(lambda: command(*args, **kwargs))
+            return on_workers() if out is None else out
+
+        return run
+
+    return wrap
 
 
 class Replicas:

@@ -73,12 +73,12 @@ def pick_device(device: str) -> str:
     return device
 
 
-def completed_sub_batches(finished: Iterator[list[int]], total: int, sub_batch: int, result: Callable[[int], Any]
+def completed_sub_batches(steps: Iterator[tuple[list[int], Callable[[int], Any]]], total: int, sub_batch: int
                           ) -> Iterator[tuple[list[int], list[Any]]]:
-    """``(positions, results)`` of each sub-batch of ``sub_batch`` consecutive requests once ``finished`` (which
-    yields the positions done after each step) has reported all of its requests; ``result(i)`` is request i's."""
+    """``(positions, results)`` of each sub-batch of ``sub_batch`` consecutive requests once it is complete.
+    ``steps`` yields, after each unit of work, the positions it finished and ``result(i)`` of any finished i."""
     left = [min(sub_batch, total - start) for start in range(0, total, sub_batch)]
-    for done in finished:
+    for done, result in steps:
         for k in sorted({i // sub_batch for i in done}):
             left[k] -= sum(i // sub_batch == k for i in done)
             if left[k] == 0:
@@ -109,11 +109,13 @@ def generate_token_budget(model: Any, *, free_bytes: int | None = None, share: f
 class HFBackend(Backend):
     def __init__(self, model: Any, tokenizer: Any, *, spec: str = "hf:<in-memory>", weights_id: str | None = None,
                  max_batch_tokens: int | None = None, min_shared_prefix: int = 4, note: str | None = None,
-                 attention: str = "auto", prefetch: bool | None = None) -> None:
+                 attention: str = "auto", prefetch: bool | None = None, attn_implementation: str | None = None
+                 ) -> None:
         """``attention``: ``"dense"`` (a float mask per row; the CPU default), ``"flex"`` (FlexAttention block masks;
         the CUDA default when available) or ``"auto"``. ``max_batch_tokens``: tokens per scoring forward (512 on
         CPU, 32768 on a GPU with flex, 4096 without). ``prefetch``: build the next row on a worker thread while
-        the device runs this one (default: on a GPU)."""
+        the device runs this one (default: on a GPU). ``attn_implementation``: the kernel the spec asked for by name
+        (it keys the fingerprint, so its results are cached apart)."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.spec = spec
@@ -138,7 +140,7 @@ class HFBackend(Backend):
         bos = tokenizer.bos_token_id
         self.add_bos = bos is not None and len(probe) > 0 and probe[0] == bos
         self._encoder = BatchEncoder(tokenizer)
-        self.attn_requested: str | None = None  # set by from_pretrained when the spec names a kernel
+        self.attn_requested = attn_implementation
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, dtype: str = "float32", device: str = "auto",
@@ -174,9 +176,8 @@ class HFBackend(Backend):
             weights = files_hash(sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin")))
         else:
             weights = f"revision:{getattr(model.config, '_commit_hash', None) or revision or 'unknown'}"
-        backend = cls(model, tokenizer, spec=spec or f"hf:{name_or_path}", weights_id=weights, **kwargs)
-        backend.attn_requested = attn_implementation
-        return backend
+        return cls(model, tokenizer, spec=spec or f"hf:{name_or_path}", weights_id=weights,
+                   attn_implementation=attn_implementation, **kwargs)
 
     # -- identity ----------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, Any]:
@@ -241,25 +242,19 @@ class HFBackend(Backend):
         if method == "generate":
             from alignlab.models.hf_generate import generate_stream
 
-            generated: dict[int, Any] = {}
-
-            def generations() -> Iterator[list[int]]:
+            def generations() -> Iterator[tuple[list[int], Callable[[int], Any]]]:
+                generated: dict[int, Any] = {}
                 for done, results in generate_stream(self, list(requests)):
                     generated.update(zip(done, results, strict=True))
-                    yield done
+                    yield done, generated.__getitem__
 
-            yield from completed_sub_batches(generations(), len(requests), sub_batch, generated.__getitem__)
+            yield from completed_sub_batches(generations(), len(requests), sub_batch)
             return
         with paused_gc():
             trees, finish = (self._score_plan if method == "score" else self._next_token_plan)(requests)
-        latest: list[list[Any]] = [[]]  # the outputs list _iter fills (every tree scored so far)
-
-        def scored() -> Iterator[list[int]]:
-            for done, outputs in self._iter(trees, ordered=True):
-                latest[0] = outputs
-                yield done
-
-        yield from completed_sub_batches(scored(), len(requests), sub_batch, lambda i: finish(i, latest[0][i]))
+        scored = ((done, lambda i, outputs=outputs: finish(i, outputs[i]))
+                  for done, outputs in self._iter(trees, ordered=True))
+        yield from completed_sub_batches(scored, len(requests), sub_batch)
 
     def _iter(self, trees: list[Tree], ordered: bool = False) -> Iterator[tuple[list[int], list[Any]]]:
         def run(attention: str) -> Iterator[tuple[list[int], list[Any]]]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.models.base import Model
+from alignlab.models.distributed import led
 from alignlab.redteam.attacks import write_attacks
 from alignlab.redteam.config import GenerateConfig, MapConfig, RedteamConfig, ScoreConfig
 from alignlab.redteam.mapping import map_run
@@ -73,6 +74,7 @@ STUDIES = (ATTACK, GENERATE, SCORE, MAP)
 IN_PLACE = (SCORE, MAP)  # a run directory is scored or mapped in place; a transcript file makes a new run
 
 
+@led(lambda: (None, {}))
 def run_redteam(study: Study[Any], config: Any = None, model: Any = None, *, out: str | os.PathLike[str] = "runs",
                 resume: str | os.PathLike[str] | None = None, dtype: str = "float32", cache: bool = True,
                 progress: Progress | None = None, report: bool = True, load: Loader | None = None,
@@ -81,17 +83,6 @@ def run_redteam(study: Study[Any], config: Any = None, model: Any = None, *, out
     """Run one red-team command (see :func:`alignlab.redteam.run`); ``load(spec, dtype, cache)`` loads a model
     (default :func:`alignlab.models.load_model`). Under ``torchrun`` rank 0 runs it while the other ranks lend it
     their replicas of each model (:func:`alignlab.models.distributed.lead`); they return ``(None, {})``."""
-    from alignlab.models.distributed import lead
-
-    return lead(lambda: _run_redteam(study, config, model, out=out, resume=resume, dtype=dtype, cache=cache,
-                                     progress=progress, report=report, load=load, command=command,
-                                     on_open=on_open)) or (None, {})  # type: ignore[return-value]
-
-
-def _run_redteam(study: Study[Any], config: Any, model: Any, *, out: str | os.PathLike[str],
-                 resume: str | os.PathLike[str] | None, dtype: str, cache: bool, progress: Progress | None,
-                 report: bool, load: Loader | None, command: str | None, on_open: Callable[[Run], None] | None
-                 ) -> tuple[Run, dict[str, Any]]:
     config, preloaded = _with_model(study, config, model, resume)
     run, config, dtype = open_run(study, config, out=out, resume=resume, dtype=dtype, command=command)
     if on_open is not None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from alignlab.models.distributed import led
 from alignlab.runs.config import StudyConfig
 from alignlab.runs.results import write_results
 from alignlab.runs.run import Run, kill_point
@@ -85,6 +86,7 @@ def open_run(study: Study[C], config: C | None, models: Sequence[Any], *, out: s
     return run, config, list(models), dtype
 
 
+@led(lambda: (None, {}))
 def run_study(study: Study[C], config: C | None = None, model: Any = "embedded", *,
               out: str | os.PathLike[str] = "runs", resume: str | os.PathLike[str] | None = None,
               dtype: str = "float32", cache: bool = True, progress: Progress | None = None, report: bool = True,
@@ -101,17 +103,6 @@ def run_study(study: Study[C], config: C | None = None, model: Any = "embedded",
     Under ``torchrun`` rank 0 does all of this while the other ranks lend it their replicas of each model
     (:mod:`alignlab.models.distributed`); they return ``(None, {})``.
     """
-    from alignlab.models.distributed import lead
-
-    return lead(lambda: _run_study(study, config, model, out=out, resume=resume, dtype=dtype, cache=cache,
-                                   progress=progress, report=report, load=load, command=command,
-                                   on_open=on_open)) or (None, {})  # type: ignore[return-value]
-
-
-def _run_study(study: Study[C], config: C | None, model: Any, *, out: str | os.PathLike[str],
-               resume: str | os.PathLike[str] | None, dtype: str, cache: bool, progress: Progress | None,
-               report: bool, load: Callable[[str, str, bool], Model] | None, command: str | None,
-               on_open: Callable[[Run], None] | None) -> tuple[Run, dict[str, Any]]:
     run, config, models, dtype = open_run(study, config, model_specs(model), out=out, resume=resume, dtype=dtype,
                                           command=command)
     if on_open is not None:
